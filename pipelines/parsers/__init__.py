@@ -1,0 +1,110 @@
+"""Parsers: detect a document's format by content and read it into a canonical document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.canonical import Claim, CreditNote, Invoice
+from pipelines.parsers.detect import (
+    UBL_NAMESPACE_PREFIX,
+    DetectedFormat,
+    detect_format,
+    looks_like_xml,
+)
+from pipelines.parsers.errors import ParseError, ParseErrorCode
+from pipelines.parsers.ubl import read_ubl
+from pipelines.parsers.xml_safety import DEFAULT_MAX_DEPTH, parse_xml
+
+__all__ = [
+    "DetectedFormat",
+    "ParseError",
+    "ParseErrorCode",
+    "ParseLimits",
+    "ParsedDocument",
+    "detect_format",
+    "parse_document",
+]
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds for untrusted input."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_xml_depth: int = DEFAULT_MAX_DEPTH
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A document read into canonical form, with the format it was read from."""
+
+    format: DetectedFormat
+    document: Invoice | CreditNote | Claim
+
+
+_NOT_READ_YET = {
+    DetectedFormat.PDF: "a PDF",
+    DetectedFormat.FACTURX_PDF: "a Factur-X/ZUGFeRD PDF",
+    DetectedFormat.CII: "a UN/CEFACT CII (ZUGFeRD/Factur-X/XRechnung CII) XML invoice",
+    DetectedFormat.CSV: "a CSV file",
+}
+_NOT_AN_INVOICE = {
+    DetectedFormat.UBL_ORDER: "a UBL Order (a purchase order)",
+    DetectedFormat.ORDER_X: "an Order-X purchase order",
+}
+
+
+def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
+    """Detect the format of `data` and read it into a canonical document, or raise ParseError."""
+    if not data:
+        raise ParseError(ParseErrorCode.EMPTY, "The document is empty (0 bytes); upload it again.")
+    # Before anything else looks at the content: the size bound protects every later step.
+    if len(data) > limits.max_bytes:
+        raise ParseError(
+            ParseErrorCode.TOO_LARGE,
+            f"The document is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes. "
+            "Ask the supplier for a smaller file (for example without embedded attachments).",
+        )
+    if data.isspace():
+        raise ParseError(ParseErrorCode.EMPTY, "The document holds only blank space.")
+    detected = detect_format(data)
+    if detected in (DetectedFormat.UBL_INVOICE, DetectedFormat.UBL_CREDIT_NOTE):
+        root = parse_xml(data, limits.max_bytes, limits.max_xml_depth)
+        return ParsedDocument(format=detected, document=read_ubl(root))
+    if detected in _NOT_READ_YET:
+        raise ParseError(
+            ParseErrorCode.UNSUPPORTED_FORMAT,
+            f"This is {_NOT_READ_YET[detected]}, which Tollgate does not read yet. "
+            "Ask the supplier for a UBL (PEPPOL BIS 3 / XRechnung UBL) e-invoice, "
+            "or enter the invoice by hand.",
+            detail=str(detected),
+        )
+    if detected in _NOT_AN_INVOICE:
+        raise ParseError(
+            ParseErrorCode.UNSUPPORTED_DOCUMENT,
+            f"This is {_NOT_AN_INVOICE[detected]}, not an invoice or credit note. "
+            "Purchase orders come from the ERP; upload the supplier's invoice instead.",
+            detail=str(detected),
+        )
+    if looks_like_xml(data):
+        # Unrecognised XML: parse it safely, so a broken or hostile file gets its precise
+        # code (MALFORMED_XML / UNSAFE_XML) rather than a vague "unsupported".
+        root = parse_xml(data, limits.max_bytes, limits.max_xml_depth)
+        if root.tag.startswith("{" + UBL_NAMESPACE_PREFIX):
+            raise ParseError(
+                ParseErrorCode.UNSUPPORTED_DOCUMENT,
+                f"This is a UBL {root.tag.rpartition('}')[2]}, not an invoice or credit note; "
+                "only UBL Invoice and CreditNote documents are read.",
+                detail=root.tag,
+            )
+        raise ParseError(
+            ParseErrorCode.UNSUPPORTED_FORMAT,
+            f"This XML document (root element {root.tag}) is not an e-invoice format Tollgate "
+            "reads. Ask the supplier for a UBL (PEPPOL BIS 3 / XRechnung UBL) e-invoice.",
+            detail=root.tag,
+        )
+    raise ParseError(
+        ParseErrorCode.UNSUPPORTED_FORMAT,
+        "The file is not a PDF, an XML e-invoice or a CSV file, so it cannot be read. "
+        "Check that the right file was uploaded.",
+    )
