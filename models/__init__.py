@@ -1,0 +1,1 @@
+"""ML code: features, reason classifier, anomaly/duplicate detector, delay predictor. No web, no DB."""

@@ -1,0 +1,1 @@
+"""Offline: synthetic AP worlds, dataset builders, train / evaluate / register commands."""
