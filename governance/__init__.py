@@ -1,1 +1,1 @@
-"""Policy as code: tolerances, routing, sign-off rules, audit-chain hashing. Pure: no DB, no HTTP."""
+"""Policy as code: tolerances, routing, sign-off rules, audit-chain hashing. No DB, no HTTP."""

@@ -1,1 +1,1 @@
-"""Documents to facts: canonical types, parsers, resolution and 3-way matching. Pure: no DB, no HTTP."""
+"""Documents to facts: canonical types, parsers, resolution, 3-way matching. No DB, no HTTP."""

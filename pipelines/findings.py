@@ -27,6 +27,23 @@ class AppliedTolerance(BaseModel):
     allowed: Decimal | None = None  # the allowance that applied (None: unlimited)
     source: str = "default"  # default | supplier:<ref> | category:<name> | rule
 
+    def allowance_for(self, expected: Decimal) -> Decimal | None:
+        """The variance allowed against `expected`: the tighter of percent and absolute.
+
+        None in a dimension means unlimited there, 0 means nothing allowed; None in both is
+        unlimited (Oracle's blank), so no variance is ever an exception.
+        """
+        limits = []
+        if self.percent is not None:
+            limits.append(abs(expected) * self.percent / 100)
+        if self.absolute is not None:
+            limits.append(self.absolute)
+        return min(limits) if limits else None
+
+    def resolved(self, expected: Decimal) -> AppliedTolerance:
+        """This tolerance with `allowed` filled in for a comparison against `expected`."""
+        return self.model_copy(update={"allowed": self.allowance_for(expected)})
+
 
 class Finding(BaseModel):
     """One reason a document does not match, with the numbers behind it."""
