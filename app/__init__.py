@@ -1,0 +1,1 @@
+"""Tollgate service: settings, storage, domain services, API and CLI."""

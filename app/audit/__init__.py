@@ -1,0 +1,1 @@
+"""The audit log: every state change, human or model, hash-chained."""

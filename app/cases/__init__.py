@@ -1,0 +1,1 @@
+"""Cases: one per invoice, with findings, the match table and the state machine."""

@@ -1,0 +1,143 @@
+"""SQL for cases, findings and match lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
+
+from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
+from pipelines.reasons import ReasonCode
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """What the case list is narrowed to."""
+
+    state: str | None = None
+    reason: str | None = None
+    supplier_ref: str | None = None
+    queue: str | None = None
+
+
+def get(session: Session, case_id: int) -> Case | None:
+    """A case by id."""
+    return session.get(Case, case_id)
+
+
+def by_invoice(session: Session, invoice_id: int) -> Case | None:
+    """The case of an invoice."""
+    return session.scalars(select(Case).where(Case.invoice_id == invoice_id)).one_or_none()
+
+
+def _filtered(query: Select[Case], flt: CaseFilter) -> Select[Case]:
+    if flt.state:
+        query = query.where(Case.state == flt.state)
+    if flt.queue:
+        query = query.where(Case.queue == flt.queue)
+    if flt.reason:
+        query = query.where(
+            exists().where(FindingRow.case_id == Case.id, FindingRow.code == flt.reason)
+        )
+    if flt.supplier_ref:
+        query = query.join(Supplier, Supplier.id == Case.supplier_id).where(
+            Supplier.ref == flt.supplier_ref
+        )
+    return query
+
+
+def list_cases(
+    session: Session, flt: CaseFilter, offset: int, limit: int
+) -> tuple[Sequence[Case], int]:
+    """A page of cases, most urgent first, with the total count."""
+    query = _filtered(select(Case), flt)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Case.priority.desc(), Case.sla_due_at, Case.id).offset(offset).limit(limit)
+    ).all()
+    return rows, total
+
+
+def findings_for(session: Session, case_ids: Sequence[int]) -> Sequence[FindingRow]:
+    """Findings of the given cases."""
+    if not case_ids:
+        return []
+    return session.scalars(
+        select(FindingRow).where(FindingRow.case_id.in_(case_ids)).order_by(FindingRow.id)
+    ).all()
+
+
+def match_lines_for(session: Session, case_id: int) -> Sequence[MatchLine]:
+    """The match table of a case."""
+    return session.scalars(
+        select(MatchLine).where(MatchLine.case_id == case_id).order_by(MatchLine.id)
+    ).all()
+
+
+def invoices_by_ids(session: Session, ids: Sequence[int]) -> dict[int, InvoiceRow]:
+    """Invoices keyed by id."""
+    if not ids:
+        return {}
+    return {r.id: r for r in session.scalars(select(InvoiceRow).where(InvoiceRow.id.in_(ids)))}
+
+
+def suppliers_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Supplier]:
+    """Suppliers keyed by id."""
+    if not ids:
+        return {}
+    return {r.id: r for r in session.scalars(select(Supplier).where(Supplier.id.in_(ids)))}
+
+
+def _live_cases_on_po(
+    po_id: int, exclude_case_id: int | None, invoices_only: bool = False
+) -> Select[int]:
+    """Cases billing against a PO that still count: not rejected, not a duplicate."""
+    query = (
+        select(Case.id)
+        .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
+        .where(
+            InvoiceRow.purchase_order_id == po_id,
+            Case.state != CaseState.REJECTED.value,
+            ~exists().where(
+                FindingRow.case_id == Case.id, FindingRow.code == ReasonCode.DUPLICATE.value
+            ),
+        )
+    )
+    if exclude_case_id is not None:
+        query = query.where(Case.id != exclude_case_id)
+    if invoices_only:
+        query = query.where(InvoiceRow.kind == "invoice")
+    return query
+
+
+def billed_on_po(
+    session: Session, po_id: int, exclude_case_id: int | None = None
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Quantities per PO line (PO unit) and net amount billed against a PO by other cases."""
+    live = _live_cases_on_po(po_id, exclude_case_id).subquery()
+    live_invoices = _live_cases_on_po(po_id, exclude_case_id, invoices_only=True).subquery()
+    quantities: dict[str, Decimal] = {}
+    for line_no, qty in session.execute(
+        select(MatchLine.po_line_no, MatchLine.invoiced_qty).where(
+            MatchLine.case_id.in_(select(live_invoices.c.id)), MatchLine.po_line_no.is_not(None)
+        )
+    ):
+        if qty is not None and line_no is not None:
+            quantities[line_no] = quantities.get(line_no, Decimal(0)) + qty
+    amount = Decimal(0)
+    for kind, net in session.execute(
+        select(InvoiceRow.kind, InvoiceRow.net_total)
+        .join(Case, Case.invoice_id == InvoiceRow.id)
+        .where(Case.id.in_(select(live.c.id)))
+    ):
+        if net is not None:
+            amount += net if kind == "invoice" else -net
+    return quantities, amount
+
+
+def add(session: Session, row: object) -> None:
+    """Stage a new row."""
+    session.add(row)

@@ -1,0 +1,42 @@
+"""Case API: list and read cases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.cases import service
+from app.cases.repository import CaseFilter
+from app.cases.schemas import CaseDetail, CasePage
+from app.db.tables import CaseState
+from app.deps import SessionDep
+from pipelines.reasons import ReasonCode
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+@router.get("", response_model=CasePage)
+def list_cases(
+    session: SessionDep,
+    state: CaseState | None = None,
+    reason: ReasonCode | None = None,
+    supplier: Annotated[str | None, Query(description="supplier ref", max_length=64)] = None,
+    queue: Annotated[str | None, Query(max_length=32)] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePage:
+    """Cases, most urgent first, filtered by state, reason, supplier or queue."""
+    flt = CaseFilter(
+        state=state.value if state else None,
+        reason=reason.value if reason else None,
+        supplier_ref=supplier,
+        queue=queue,
+    )
+    return service.list_cases(session, flt, page, page_size)
+
+
+@router.get("/{case_id}", response_model=CaseDetail)
+def get_case(session: SessionDep, case_id: int) -> CaseDetail:
+    """One case with findings, match table, document and history."""
+    return service.get_case(session, case_id)

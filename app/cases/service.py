@@ -1,0 +1,361 @@
+"""Cases: resolve the supplier and PO, match, store findings, route, and read cases back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.audit import repository as audit_repository
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.cases import repository
+from app.cases.repository import CaseFilter
+from app.cases.schemas import (
+    AuditEventOut,
+    CaseDetail,
+    CasePage,
+    CaseSummary,
+    FindingOut,
+    InvoiceHeader,
+    MatchLineOut,
+    SupplierRef,
+)
+from app.db.base import utcnow
+from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
+from app.documents import repository as documents_repository
+from app.errors import NotFound
+from app.masterdata import repository as masterdata
+from app.masterdata.service import to_canonical_po, to_canonical_receipts
+from governance.routing import DEFAULT_ROUTING, RoutingPolicy, route_case
+from governance.tolerances import DEFAULT_POLICY, TolerancePolicy
+from pipelines.canonical import PurchaseOrder, SupplierDocument
+from pipelines.findings import Finding
+from pipelines.matching import (
+    MatchContext,
+    MatchResult,
+    PriorDocument,
+    SupplierRecord,
+    match_document,
+)
+from pipelines.normalise import (
+    normalise_iban,
+    normalise_invoice_number,
+    normalise_po_reference,
+    normalise_vat_id,
+)
+from pipelines.reasons import ReasonCode
+from pipelines.resolve import SupplierCandidate, resolve_supplier
+
+
+@dataclass(frozen=True)
+class CasePolicies:
+    """The policies a case is opened under (tolerances, routing)."""
+
+    tolerances: TolerancePolicy = field(default_factory=lambda: DEFAULT_POLICY)
+    routing: RoutingPolicy = field(default_factory=lambda: DEFAULT_ROUTING)
+
+
+def _candidate(supplier: Supplier) -> SupplierCandidate:
+    return SupplierCandidate(
+        ref=supplier.ref,
+        name=supplier.name,
+        vat_id=supplier.vat_id,
+        ibans=tuple(a.iban for a in supplier.bank_accounts),
+    )
+
+
+def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | None:
+    """The master-data supplier of a document, by VAT id, IBAN or fuzzy name."""
+    vat = normalise_vat_id(doc.supplier.vat_id) if doc.supplier.vat_id else None
+    iban = normalise_iban(doc.bank_iban) if doc.bank_iban else None
+    exact = masterdata.suppliers_by_vat_or_iban(session, vat, iban)
+    if exact:
+        found = resolve_supplier(vat, iban, doc.supplier, [_candidate(s) for s in exact])
+        if found is not None:
+            return next(s for s in exact if s.ref == found.ref)
+    names = masterdata.supplier_names(session)
+    candidates = [SupplierCandidate(ref=ref, name=name) for _, ref, name in names]
+    found = resolve_supplier(None, None, doc.supplier, candidates)
+    return masterdata.supplier_by_ref(session, found.ref) if found else None
+
+
+def _prior_documents(
+    session: Session, supplier: Supplier, doc: SupplierDocument, invoice_id: int
+) -> list[PriorDocument]:
+    numbers = []
+    if doc.number:
+        numbers.append(normalise_invoice_number(doc.number))
+    billing_reference = getattr(doc, "billing_reference", None)
+    if billing_reference:
+        numbers.append(normalise_invoice_number(billing_reference))
+    rows: dict[int, InvoiceRow] = {}
+    if numbers:
+        for row in documents_repository.supplier_invoices_by_numbers(
+            session, supplier.id, numbers, invoice_id
+        ):
+            rows[row.id] = row
+    if billing_reference:
+        for row in documents_repository.supplier_credits_for(
+            session, supplier.id, normalise_invoice_number(billing_reference), invoice_id
+        ):
+            rows[row.id] = row
+    return [
+        PriorDocument(
+            document_id=str(row.document_id),
+            kind=row.kind,
+            number=row.number,
+            normalised_number=row.normalised_number,
+            issue_date=row.issue_date,
+            gross=row.gross_total,
+            currency=row.currency,
+            billing_reference=row.billing_reference,
+        )
+        for row in rows.values()
+    ]
+
+
+def _find_po(session: Session, reference: str | None) -> Any:
+    if not reference:
+        return None
+    return masterdata.po_by_number(session, reference) or masterdata.po_by_number(
+        session, normalise_po_reference(reference)
+    )
+
+
+def assess(
+    session: Session,
+    invoice: InvoiceRow,
+    doc: SupplierDocument,
+    policies: CasePolicies,
+    exclude_case_id: int | None = None,
+) -> tuple[Supplier | None, MatchResult]:
+    """Resolve supplier and PO, gather receipts and history, and run the 3-way match."""
+    supplier = resolve_supplier_row(session, doc)
+    po_row = _find_po(session, doc.po_reference)
+    po: PurchaseOrder | None = None
+    receipts = []
+    billed_qty: dict[str, Any] = {}
+    billed_amount = None
+    if po_row is not None:
+        po_supplier = masterdata.supplier_by_id(session, po_row.supplier_id)
+        po = to_canonical_po(po_row, po_supplier.ref if po_supplier else "")
+        receipts = to_canonical_receipts(
+            masterdata.receipts_for_po(session, po_row.id),
+            po_row.number,
+            {line.id: line.line_no for line in po_row.lines},
+        )
+        billed_qty, billed_amount = repository.billed_on_po(session, po_row.id, exclude_case_id)
+        invoice.purchase_order_id = po_row.id
+    invoice.supplier_id = supplier.id if supplier else None
+    context_args: dict[str, Any] = {}
+    if billed_amount is not None:
+        context_args["already_invoiced_amount"] = billed_amount
+    ctx = MatchContext(
+        supplier=(
+            SupplierRecord(
+                ref=supplier.ref,
+                name=supplier.name,
+                vat_id=supplier.vat_id,
+                ibans=tuple(a.iban for a in supplier.bank_accounts),
+                blocked=supplier.blocked,
+            )
+            if supplier
+            else None
+        ),
+        po=po,
+        receipts=receipts,
+        already_invoiced_qty=billed_qty,
+        prior_documents=(_prior_documents(session, supplier, doc, invoice.id) if supplier else []),
+        duplicate_window_days=policies.tolerances.duplicate_window_days,
+        document_id=str(invoice.document_id),
+        **context_args,
+    )
+    return supplier, match_document(doc, ctx, policies.tolerances)
+
+
+def _finding_row(case_id: int, f: Finding) -> FindingRow:
+    return FindingRow(
+        case_id=case_id,
+        code=f.code.value,
+        severity=f.severity.value,
+        message=f.message,
+        line_id=f.line_id,
+        po_line_no=f.po_line_no,
+        expected=f.expected,
+        actual=f.actual,
+        variance=f.variance,
+        unit=f.unit,
+        tolerance=f.tolerance.model_dump(mode="json") if f.tolerance else None,
+        rule_id=f.rule_id,
+        details=dict(f.details),
+        source="rules",
+    )
+
+
+def open_case(
+    session: Session,
+    invoice: InvoiceRow,
+    doc: SupplierDocument,
+    *,
+    actor: Actor,
+    policies: CasePolicies | None = None,
+    now: datetime | None = None,
+) -> tuple[Case, list[str]]:
+    """Match an invoice, store its case with findings and route it (new -> triaged)."""
+    policies = policies or CasePolicies()
+    now = now or utcnow()
+    supplier, result = assess(session, invoice, doc, policies)
+    case = Case(
+        invoice_id=invoice.id,
+        supplier_id=supplier.id if supplier else None,
+        state=CaseState.NEW.value,
+        match_type=result.match_type,
+    )
+    repository.add(session, case)
+    session.flush()
+    for f in result.findings:
+        repository.add(session, _finding_row(case.id, f))
+    for line in result.lines:
+        repository.add(
+            session,
+            MatchLine(
+                case_id=case.id,
+                purchase_order_id=invoice.purchase_order_id,
+                line_id=line.line_id,
+                po_line_no=line.po_line_no,
+                kind=str(line.kind),
+                status=line.status,
+                invoiced_qty=line.invoiced_qty,
+                invoiced_unit_price=line.invoiced_unit_price,
+                ordered_qty=line.ordered_qty,
+                received_qty=line.received_qty,
+                previously_invoiced_qty=line.previously_invoiced_qty,
+                uom_factor=line.uom_factor,
+            ),
+        )
+    codes = sorted({f.code for f in result.findings})
+    audit.record(
+        session,
+        actor,
+        "case.created",
+        "case",
+        case.id,
+        after={
+            "state": case.state,
+            "invoice_id": invoice.id,
+            "reasons": codes,
+            "match_type": result.match_type,
+        },
+    )
+    route = route_case(codes, invoice.gross_total, invoice.due_date, now, policies.routing)
+    case.state = CaseState.TRIAGED.value
+    case.queue, case.priority = route.queue, route.priority
+    case.sla_due_at, case.required_signatures = route.sla_due_at, route.required_signatures
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "case.triaged",
+        "case",
+        case.id,
+        before={"state": CaseState.NEW.value},
+        after={
+            "state": case.state,
+            "queue": route.queue,
+            "priority": route.priority,
+            "sla_due_at": route.sla_due_at,
+            "required_signatures": route.required_signatures,
+        },
+    )
+    return case, [c.value for c in codes]
+
+
+def case_for_invoice(session: Session, invoice_id: int) -> Case | None:
+    """The case of an invoice, if one was opened."""
+    return repository.by_invoice(session, invoice_id)
+
+
+def _summaries(session: Session, cases: Sequence[Case]) -> list[CaseSummary]:
+    ids = [c.id for c in cases]
+    invoices = repository.invoices_by_ids(session, [c.invoice_id for c in cases])
+    suppliers = repository.suppliers_by_ids(
+        session, [c.supplier_id for c in cases if c.supplier_id is not None]
+    )
+    reasons: dict[int, set[ReasonCode]] = {i: set() for i in ids}
+    for f in repository.findings_for(session, ids):
+        reasons[f.case_id].add(ReasonCode(f.code))
+    out = []
+    for case in cases:
+        inv = invoices[case.invoice_id]
+        sup = suppliers.get(case.supplier_id) if case.supplier_id is not None else None
+        out.append(
+            CaseSummary(
+                id=case.id,
+                state=case.state,
+                queue=case.queue,
+                priority=case.priority,
+                sla_due_at=case.sla_due_at,
+                match_type=case.match_type,
+                required_signatures=case.required_signatures,
+                reasons=sorted(reasons[case.id]),
+                supplier=SupplierRef(id=sup.id, ref=sup.ref, name=sup.name) if sup else None,
+                invoice=InvoiceHeader.model_validate(inv, from_attributes=True),
+                document_id=inv.document_id,
+                created_at=case.created_at,
+                version=case.version,
+            )
+        )
+    return out
+
+
+def list_cases(session: Session, flt: CaseFilter, page: int, page_size: int) -> CasePage:
+    """A page of cases, most urgent first."""
+    rows, total = repository.list_cases(session, flt, (page - 1) * page_size, page_size)
+    return CasePage(
+        items=_summaries(session, rows),
+        total=total,
+        page=page,
+        page_size=page_size,
+        pages=max(1, math.ceil(total / page_size)),
+    )
+
+
+def get_case(session: Session, case_id: int) -> CaseDetail:
+    """Everything about one case, or NotFound."""
+    case = repository.get(session, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    summary = _summaries(session, [case])[0]
+    invoice = documents_repository.get_invoice(session, case.invoice_id)
+    assert invoice is not None
+    document = documents_repository.get(session, invoice.document_id)
+    assert document is not None
+    return CaseDetail(
+        **summary.model_dump(),
+        findings=[
+            FindingOut.model_validate(f, from_attributes=True)
+            for f in repository.findings_for(session, [case.id])
+        ],
+        match_lines=[
+            MatchLineOut.model_validate(m, from_attributes=True)
+            for m in repository.match_lines_for(session, case.id)
+        ],
+        document={
+            "id": document.id,
+            "sha256": document.sha256,
+            "filename": document.filename,
+            "format": document.detected_format,
+            "size_bytes": document.size_bytes,
+            "received_at": document.received_at.isoformat(),
+        },
+        canonical=invoice.canonical,
+        history=[
+            AuditEventOut.model_validate(e, from_attributes=True)
+            for e in audit_repository.events_for(session, "case", str(case.id))
+        ],
+    )

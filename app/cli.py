@@ -1,0 +1,212 @@
+"""The `tollgate` command line: serve, migrate, load master data, ingest, audit, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.blobs import BlobStore
+from app.db import migrate
+from app.db.session import make_engine, make_session_factory, transaction
+from app.errors import AppError
+from app.logs import configure_logging
+from app.masterdata.loader import read_master_data
+from app.masterdata.service import load_master_data
+from app.settings import get_settings
+
+cli = typer.Typer(
+    help="Tollgate: accounts-payable exception triage with a human sign-off gate.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(audit_cli, name="audit")
+err = Console(stderr=True)
+out = Console()
+
+DOCUMENT_SUFFIXES = {".xml", ".pdf", ".csv", ".json"}
+
+
+def _session_factory():  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    configure_logging("WARNING", json=settings.log_json)
+    migrate.upgrade(settings.database_url)
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _fail(exc: AppError) -> typer.Exit:
+    err.print(f"[red]error[/red] {exc.code}: {exc.message}")
+    return typer.Exit(code=2)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+) -> None:
+    """Run the API and the review UI (migrating the database first)."""
+    import uvicorn
+
+    migrate.upgrade(get_settings().database_url)
+    err.print(f"Tollgate on http://{host}:{port}/review  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, reload=reload)
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply migrations up to a revision."""
+    migrate.upgrade(get_settings().database_url, revision)
+    err.print(f"database at {revision}")
+
+
+@cli.command("load-master-data")
+def load_master_data_cmd(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="folder with suppliers / purchase_orders / goods_receipts as .json or .csv"
+        ),
+    ],
+) -> None:
+    """Load suppliers, purchase orders and goods receipts (create or update)."""
+    factory = _session_factory()
+    try:
+        data = read_master_data(folder)
+        with transaction(factory) as session:
+            summary = load_master_data(session, data, Actor("cli", "admin"))
+    except AppError as exc:
+        raise _fail(exc) from exc
+    table = Table("what", "count", title=f"Loaded {folder}")
+    for key, value in summary.model_dump().items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return files
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (recursive)")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line per document")] = False,
+) -> None:
+    """Store, read, match and open a case for each document; exit 2 if any could not be read."""
+    files = _collect(paths)
+    factory = _session_factory()
+    blobs = BlobStore(get_settings().blobs)
+    from app.documents.service import ingest_bytes
+    from pipelines.parsers import ParseLimits
+
+    limits = ParseLimits(max_bytes=get_settings().max_parse_bytes)
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    failures: list[tuple[Path, str, str]] = []
+    with Progress(
+        TextColumn("ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not files,
+    ) as progress:
+        task = progress.add_task("ingest", total=len(files))
+        for path in files:
+            with transaction(factory) as session:
+                outcome = ingest_bytes(
+                    session,
+                    blobs,
+                    path.read_bytes(),
+                    filename=path.name,
+                    channel="cli",
+                    actor=Actor("cli", "clerk"),
+                    limits=limits,
+                )
+                doc = outcome.document
+                if doc.parse_error_code:
+                    kind = "unreadable"
+                    failures.append((path, doc.parse_error_code, doc.parse_error_message or ""))
+                else:
+                    kind = "new case" if outcome.created else "already stored"
+                reasons.update(outcome.reasons)
+                if as_json:
+                    sys.stdout.write(
+                        json.dumps(
+                            {
+                                "file": str(path),
+                                "document_id": doc.id,
+                                "outcome": kind,
+                                "case_id": outcome.case.id if outcome.case else None,
+                                "reasons": outcome.reasons,
+                                "error": doc.parse_error_code,
+                            }
+                        )
+                        + "\n"
+                    )
+            outcomes[kind] += 1
+            progress.advance(task)
+    if not as_json:
+        table = Table("outcome", "documents", title=f"{len(files)} file(s)")
+        for kind, count in outcomes.most_common():
+            table.add_row(kind, str(count))
+        out.print(table)
+        if reasons:
+            rt = Table("reason", "cases", title="findings on new cases")
+            for code, count in reasons.most_common():
+                rt.add_row(code, str(count))
+            out.print(rt)
+        for path, code, message in failures:
+            err.print(f"[yellow]{path}[/yellow]: {code}: {message}")
+    if failures:
+        raise typer.Exit(code=2)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain of the audit log; exit 1 on any break."""
+    factory = _session_factory()
+    with transaction(factory) as session:
+        report = audit.verify(session)
+    for brk in report.breaks[:50]:
+        err.print(f"[red]break[/red] at seq {brk.seq}: {brk.reason}")
+    if not report.head_matches:
+        err.print("[red]break[/red] the chain head does not point at the last event")
+    if not report.ok:
+        raise typer.Exit(code=1)
+    out.print(f"audit chain ok: {report.events} events")
+
+
+def main() -> None:
+    """Entry point of the `tollgate` script."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

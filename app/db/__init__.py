@@ -1,0 +1,1 @@
+"""Storage: tables, migrations, sessions and shared column types."""

@@ -1,0 +1,1 @@
+"""Intake: storing received bytes, reading them and opening a case."""

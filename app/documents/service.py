@@ -1,0 +1,138 @@
+"""Intake: store the bytes once, read them, and open a case for what was read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+from pipelines.normalise import normalise_invoice_number
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.blobs import BlobStore, sha256_hex
+from app.cases import service as cases
+from app.cases.service import CasePolicies
+from app.db.tables import Case, Document, InvoiceRow, ParseStatus
+from app.documents import repository
+from app.errors import NotFound
+from pipelines.canonical import SupplierDocument
+from pipelines.parsers import ParseLimits, parse_document
+from pipelines.parsers.errors import ParseError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class IngestOutcome:
+    """A document, the case opened for it (if it could be read), and whether it was new."""
+
+    document: Document
+    case: Case | None
+    created: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def ingest_bytes(
+    session: Session,
+    blobs: BlobStore,
+    data: bytes,
+    *,
+    filename: str | None,
+    channel: str,
+    actor: Actor,
+    media_type: str | None = None,
+    limits: ParseLimits | None = None,
+    policies: CasePolicies | None = None,
+) -> IngestOutcome:
+    """Store, read, match and open a case; the same bytes twice give the same document."""
+    digest = sha256_hex(data)
+    existing = repository.by_sha256(session, digest)
+    if existing is not None:
+        invoice = repository.invoice_for_document(session, existing.id)
+        case = cases.case_for_invoice(session, invoice.id) if invoice else None
+        log.info("intake.already_stored", document_id=existing.id, sha256=digest)
+        return IngestOutcome(existing, case, created=False)
+
+    document = Document(
+        sha256=digest,
+        size_bytes=len(data),
+        media_type=media_type,
+        filename=(filename or "")[-255:] or None,
+        storage_path=blobs.put(data, digest),
+        intake_channel=channel,
+        uploaded_by=actor.name,
+        parse_status=ParseStatus.PARSED.value,
+    )
+    repository.add(session, document)
+    try:
+        parsed = parse_document(data, limits or ParseLimits())
+    except ParseError as exc:
+        document.parse_status = ParseStatus.FAILED.value
+        document.parse_error_code = exc.code.value
+        document.parse_error_message = exc.message
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "document.parse_failed",
+            "document",
+            document.id,
+            after={"code": exc.code.value, "message": exc.message, "filename": filename},
+        )
+        log.info("intake.parse_failed", document_id=document.id, code=exc.code.value)
+        return IngestOutcome(document, None, created=True)
+
+    document.detected_format = parsed.format.value
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "document.received",
+        "document",
+        document.id,
+        after={"sha256": digest, "format": parsed.format.value, "filename": filename},
+    )
+    invoice = store_invoice(session, document, parsed.document)
+    case, codes = cases.open_case(session, invoice, parsed.document, actor=actor, policies=policies)
+    log.info("intake.case_opened", document_id=document.id, case_id=case.id, reasons=codes)
+    return IngestOutcome(document, case, created=True, reasons=codes)
+
+
+def store_invoice(session: Session, document: Document, doc: SupplierDocument) -> InvoiceRow:
+    """Keep the canonical document and its indexed header fields."""
+    totals = doc.totals
+    # Credit notes and claims name the invoice they refer to; invoices have no such field.
+    billing_reference: str | None = getattr(doc, "billing_reference", None)
+    row = InvoiceRow(
+        document_id=document.id,
+        kind=doc.kind,
+        number=doc.number,
+        normalised_number=normalise_invoice_number(doc.number) if doc.number else None,
+        supplier_name=doc.supplier.name,
+        supplier_vat_id=doc.supplier.vat_id,
+        iban=doc.bank_iban,
+        issue_date=doc.issue_date,
+        due_date=doc.due_date,
+        currency=doc.currency,
+        net_total=totals.tax_exclusive,
+        tax_total=totals.tax,
+        gross_total=doc.gross,
+        payable_total=totals.payable,
+        po_reference=doc.po_reference,
+        billing_reference=(
+            normalise_invoice_number(billing_reference) if billing_reference else None
+        ),
+        canonical=doc.model_dump(mode="json"),
+    )
+    repository.add(session, row)
+    session.flush()
+    return row
+
+
+def get_document(session: Session, document_id: int) -> Document:
+    """A document by id, or NotFound."""
+    document = repository.get(session, document_id)
+    if document is None:
+        raise NotFound(f"document {document_id} does not exist")
+    return document

@@ -1,0 +1,96 @@
+"""The FastAPI application: composition root of the service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.blobs import BlobStore
+from app.cases.router import router as cases_router
+from app.db.session import make_engine, make_session_factory
+from app.documents.router import router as documents_router
+from app.errors import AppError
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+from review_ui.router import router as review_router
+from review_ui.router import static_files
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
+) -> FastAPI:
+    """Build the app; tests pass their own settings and session factory."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = FastAPI(
+        title="Tollgate",
+        version="0.1.0",
+        description="Accounts-payable exception triage with a human sign-off gate.",
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory or make_session_factory(
+        make_engine(settings.database_url)
+    )
+    app.state.blobs = BlobStore(settings.blobs)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id[:64])
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id[:64]
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={
+                "code": "INVALID_REQUEST",
+                "message": "the request is not valid",
+                "details": {"errors": errors},
+            },
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request.unhandled", error=type(exc).__name__)
+        return JSONResponse(
+            status_code=500,
+            content={"code": "INTERNAL", "message": "unexpected error; it has been logged"},
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/review")
+
+    app.include_router(documents_router)
+    app.include_router(cases_router)
+    app.include_router(review_router)
+    app.mount("/static", static_files(), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""Master data: suppliers, purchase orders and goods receipts, from files or the ERP."""

@@ -1,0 +1,125 @@
+"""SQL for master data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.db.tables import (
+    GoodsReceiptRow,
+    PurchaseOrderLineRow,
+    PurchaseOrderRow,
+    Supplier,
+    SupplierBankAccount,
+)
+
+
+def supplier_by_ref(session: Session, ref: str) -> Supplier | None:
+    """A supplier by its ERP key, with its bank accounts."""
+    return session.scalars(
+        select(Supplier).where(Supplier.ref == ref).options(selectinload(Supplier.bank_accounts))
+    ).one_or_none()
+
+
+def suppliers_by_refs(session: Session, refs: Sequence[str]) -> dict[str, Supplier]:
+    """Suppliers keyed by ref."""
+    rows = session.scalars(select(Supplier).where(Supplier.ref.in_(refs))).all()
+    return {s.ref: s for s in rows}
+
+
+def supplier_by_id(session: Session, supplier_id: int) -> Supplier | None:
+    """A supplier with its bank accounts."""
+    return session.scalars(
+        select(Supplier)
+        .where(Supplier.id == supplier_id)
+        .options(selectinload(Supplier.bank_accounts))
+    ).one_or_none()
+
+
+def suppliers_by_vat_or_iban(
+    session: Session, vat_id: str | None, iban: str | None
+) -> Sequence[Supplier]:
+    """Suppliers whose VAT id or any bank account equals the given (normalised) values."""
+    found: dict[int, Supplier] = {}
+    if vat_id:
+        for s in session.scalars(
+            select(Supplier)
+            .where(Supplier.vat_id == vat_id)
+            .options(selectinload(Supplier.bank_accounts))
+        ):
+            found[s.id] = s
+    if iban:
+        for s in session.scalars(
+            select(Supplier)
+            .join(SupplierBankAccount)
+            .where(SupplierBankAccount.iban == iban)
+            .options(selectinload(Supplier.bank_accounts))
+        ):
+            found[s.id] = s
+    return list(found.values())
+
+
+def supplier_names(session: Session) -> Sequence[tuple[int, str, str]]:
+    """(id, ref, name) of every supplier, for fuzzy name resolution."""
+    return [tuple(r) for r in session.execute(select(Supplier.id, Supplier.ref, Supplier.name))]  # type: ignore[misc]
+
+
+def bank_accounts(session: Session, supplier_id: int) -> Sequence[SupplierBankAccount]:
+    """The supplier's known bank accounts."""
+    return session.scalars(
+        select(SupplierBankAccount).where(SupplierBankAccount.supplier_id == supplier_id)
+    ).all()
+
+
+def po_by_number(session: Session, number: str) -> PurchaseOrderRow | None:
+    """A purchase order with its lines."""
+    return session.scalars(
+        select(PurchaseOrderRow)
+        .where(PurchaseOrderRow.number == number)
+        .options(selectinload(PurchaseOrderRow.lines))
+    ).one_or_none()
+
+
+def po_by_id(session: Session, po_id: int) -> PurchaseOrderRow | None:
+    """A purchase order with its lines."""
+    return session.scalars(
+        select(PurchaseOrderRow)
+        .where(PurchaseOrderRow.id == po_id)
+        .options(selectinload(PurchaseOrderRow.lines))
+    ).one_or_none()
+
+
+def receipts_for_po(session: Session, po_id: int) -> Sequence[GoodsReceiptRow]:
+    """Every receipt (and return) against a PO, with lines."""
+    return session.scalars(
+        select(GoodsReceiptRow)
+        .where(GoodsReceiptRow.purchase_order_id == po_id)
+        .options(selectinload(GoodsReceiptRow.lines))
+        .order_by(GoodsReceiptRow.id)
+    ).all()
+
+
+def receipt_by_number(session: Session, number: str) -> GoodsReceiptRow | None:
+    """A receipt with its lines."""
+    return session.scalars(
+        select(GoodsReceiptRow)
+        .where(GoodsReceiptRow.number == number)
+        .options(selectinload(GoodsReceiptRow.lines))
+    ).one_or_none()
+
+
+def po_line_numbers(session: Session, po_id: int) -> dict[int, str]:
+    """PO line id to line number."""
+    rows = session.execute(
+        select(PurchaseOrderLineRow.id, PurchaseOrderLineRow.line_no).where(
+            PurchaseOrderLineRow.purchase_order_id == po_id
+        )
+    )
+    return {row_id: line_no for row_id, line_no in rows}
+
+
+def add(session: Session, row: object) -> None:
+    """Stage a new row."""
+    session.add(row)

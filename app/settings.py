@@ -1,0 +1,55 @@
+"""One settings object for the whole service (env prefix TOLLGATE_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT / "data" / "generated"
+DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - the refused default, not a secret
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as TOLLGATE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file by default")
+    blob_dir: Path | None = Field(default=None, description="content-addressed document store")
+    secret_key: str = DEV_SECRET
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_parse_bytes: int = 20 * 1024 * 1024
+    duplicate_window_days: int = 365
+    default_sla_hours: int = 72
+    log_level: str = "INFO"
+    log_json: bool = False
+    page_size_max: int = 200
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'tollgate.db'}"
+        if self.blob_dir is None:
+            self.blob_dir = self.data_dir / "blobs"
+        if self.environment == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("TOLLGATE_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def blobs(self) -> Path:
+        """Folder of the content-addressed document store."""
+        assert self.blob_dir is not None
+        return self.blob_dir
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
