@@ -216,12 +216,32 @@ def test_output_is_peppol_shaped_ubl() -> None:
     # UBL 2.1 sequence: header basics, parties, payment, allowances, totals, then lines.
     order = [child.tag.rpartition("}")[2] for child in root]
     expected = [
-        "CustomizationID", "ProfileID", "ID", "IssueDate", "DueDate", "InvoiceTypeCode", "Note",
-        "Note", "TaxPointDate", "DocumentCurrencyCode", "BuyerReference", "OrderReference",
-        "ContractDocumentReference", "AccountingSupplierParty", "AccountingCustomerParty",
-        "PaymentMeans", "PaymentTerms", "AllowanceCharge", "AllowanceCharge", "AllowanceCharge",
-        "TaxTotal", "LegalMonetaryTotal", "InvoiceLine", "InvoiceLine", "InvoiceLine",
-    ]  # fmt: skip
+        "CustomizationID",
+        "ProfileID",
+        "ID",
+        "IssueDate",
+        "DueDate",
+        "InvoiceTypeCode",
+        "Note",
+        "Note",
+        "TaxPointDate",
+        "DocumentCurrencyCode",
+        "BuyerReference",
+        "OrderReference",
+        "ContractDocumentReference",
+        "AccountingSupplierParty",
+        "AccountingCustomerParty",
+        "PaymentMeans",
+        "PaymentTerms",
+        "AllowanceCharge",
+        "AllowanceCharge",
+        "AllowanceCharge",
+        "TaxTotal",
+        "LegalMonetaryTotal",
+        "InvoiceLine",
+        "InvoiceLine",
+        "InvoiceLine",
+    ]
     assert order == expected
     payable = root.find("cac:LegalMonetaryTotal/cbc:PayableAmount", NS)
     assert payable is not None

@@ -1,0 +1,50 @@
+# Tollgate: `make demo` and `make test` are the two commands a newcomer needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := data/generated/demo
+export TOLLGATE_DATA_DIR ?= $(CURDIR)/data/generated
+
+.PHONY: help install test lint pytest demo demo-world serve bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: pip finds the CPU build on this machine; nothing may pull CUDA.
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
+
+lint: $(STAMP)  ## ruff, mypy, import contracts, migrations in step with the tables
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app governance pipelines
+	$(BIN)/lint-imports
+	$(BIN)/python -m app.db.check_migrations
+
+pytest: $(STAMP)  ## the test suite only
+	$(BIN)/python -m pytest -q
+
+test: lint pytest  ## install, lint and run the whole suite
+
+demo-world: $(STAMP)  ## build the demo world (master data + documents) into data/generated/demo
+	$(BIN)/python -m training.demo_world --out $(DEMO_DIR)
+	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
+	$(BIN)/tollgate ingest $(DEMO_DIR)/documents || test $$? -eq 2
+
+demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
+	$(BIN)/tollgate serve --host 127.0.0.1 --port 8000
+
+serve: $(STAMP)  ## serve whatever the database holds
+	$(BIN)/tollgate serve
+
+bench: $(STAMP)  ## run the benchmarks (they print figures)
+	$(BIN)/python bench/ingest_ubl.py --n 1000
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf data/generated

@@ -1,0 +1,119 @@
+"""The JSON API over a real database: upload, duplicates, typed errors, case listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture
+def client(loaded: Session, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        environment="test", data_dir=tmp_path, database_url="sqlite://", max_upload_bytes=200_000
+    )
+    app = create_app(settings, session_factory=lambda: loaded)  # type: ignore[arg-type]
+    with TestClient(app) as c:
+        yield c
+
+
+def _upload(client: TestClient, path: Path, name: str | None = None) -> dict:  # type: ignore[type-arg]
+    response = client.post(
+        "/api/v1/documents",
+        files={"file": (name or path.name, path.read_bytes(), "application/xml")},
+    )
+    return {"status": response.status_code, "body": response.json()}
+
+
+def test_upload_creates_a_case_and_a_second_upload_returns_it(
+    client: TestClient, demo_dir: Path
+) -> None:
+    path = demo_dir / "documents" / "006-price-variance.xml"
+    first = _upload(client, path)
+    assert first["status"] == 201
+    assert first["body"]["created"] is True
+    assert first["body"]["reasons"] == ["PRICE_VARIANCE"]
+    second = _upload(client, path, name="renamed.xml")
+    assert second["status"] == 200
+    assert second["body"]["created"] is False
+    assert second["body"]["case_id"] == first["body"]["case_id"]
+
+    case = client.get(f"/api/v1/cases/{first['body']['case_id']}").json()
+    assert case["state"] == "triaged"
+    assert case["invoice"]["gross_total"] == "1536.60"
+    (finding,) = case["findings"]
+    assert finding["code"] == "PRICE_VARIANCE"
+    assert (finding["expected"], finding["actual"], finding["variance"]) == (
+        "860.00",
+        "956.00",
+        "96.00",
+    )
+
+
+def test_unreadable_upload_is_422_with_reason_and_stored(
+    client: TestClient, demo_dir: Path
+) -> None:
+    result = _upload(client, demo_dir / "documents" / "999-truncated-upload.xml")
+    assert result["status"] == 422
+    assert result["body"]["code"] == "MALFORMED_XML"
+    assert result["body"]["message"]
+    doc_id = result["body"]["details"]["document_id"]
+    stored = client.get(f"/api/v1/documents/{doc_id}").json()
+    assert stored["parse_status"] == "failed"
+    failed = client.get("/api/v1/documents", params={"status": "failed"}).json()
+    assert [d["id"] for d in failed["items"]] == [doc_id]
+
+
+def test_upload_over_the_limit_is_413(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/documents", files={"file": ("big.xml", b"<a>" + b"x" * 300_000, "text/xml")}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_case_list_filters_and_paginates(client: TestClient, demo_dir: Path) -> None:
+    for path in sorted((demo_dir / "documents").glob("0*.xml")):
+        _upload(client, path)
+    everything = client.get("/api/v1/cases", params={"page_size": 200}).json()
+    assert everything["total"] == 26
+    priorities = [c["priority"] for c in everything["items"]]
+    assert priorities == sorted(priorities, reverse=True)
+
+    dupes = client.get("/api/v1/cases", params={"reason": "DUPLICATE"}).json()
+    assert [c["invoice"]["number"] for c in dupes["items"]] == ["INV2231"]
+
+    nord = client.get("/api/v1/cases", params={"supplier": "S-NORD"}).json()
+    assert nord["total"] > 0
+    assert {c["supplier"]["ref"] for c in nord["items"]} == {"S-NORD"}
+
+    page = client.get("/api/v1/cases", params={"page_size": 10, "page": 3}).json()
+    assert (len(page["items"]), page["pages"]) == (6, 3)
+
+    triaged = client.get("/api/v1/cases", params={"state": "triaged"}).json()
+    assert triaged["total"] == 26
+
+
+def test_errors_are_typed_json(client: TestClient) -> None:
+    missing = client.get("/api/v1/cases/999999")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "NOT_FOUND"
+    bad = client.get("/api/v1/cases", params={"reason": "NOT_A_REASON"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "INVALID_REQUEST"
+
+
+def test_review_pages_render(client: TestClient, demo_dir: Path) -> None:
+    result = _upload(client, demo_dir / "documents" / "011-freight-unplanned.xml")
+    queue = client.get("/review")
+    assert queue.status_code == 200
+    assert "FREIGHT_UNPLANNED" in queue.text
+    page = client.get(f"/review/cases/{result['body']['case_id']}")
+    assert page.status_code == 200
+    assert "Match table" in page.text and "FREIGHT_UNPLANNED" in page.text
