@@ -1,1 +1,1 @@
-"""ML code: features, reason classifier, anomaly/duplicate detector, delay predictor. No web, no DB."""
+"""ML code: features, reason classifier, anomaly and duplicate detector, delay predictor."""
