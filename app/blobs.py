@@ -18,6 +18,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made: set[Path] = set()  # fan-out folders known to exist
 
     def relative_path(self, sha256: str) -> str:
         """Where a blob lives, relative to the root."""
@@ -30,7 +31,9 @@ class BlobStore:
         target = self.root / rel
         if target.exists():
             return rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -18,11 +19,13 @@ from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
+from app.documents.bulk import BulkResult, ingest_many
 from app.errors import AppError
 from app.logs import configure_logging
 from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
 from app.settings import get_settings
+from pipelines.parsers import ParseLimits
 
 cli = typer.Typer(
     help="Tollgate: accounts-payable exception triage with a human sign-off gate.",
@@ -117,18 +120,17 @@ def _collect(paths: list[Path]) -> list[Path]:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (recursive)")],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per document")] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="documents per commit (each has its own savepoint)")
+    ] = 50,
 ) -> None:
     """Store, read, match and open a case for each document; exit 2 if any could not be read."""
     files = _collect(paths)
     factory = _session_factory()
-    blobs = BlobStore(get_settings().blobs)
-    from app.documents.service import ingest_bytes
-    from pipelines.parsers import ParseLimits
-
-    limits = ParseLimits(max_bytes=get_settings().max_parse_bytes)
+    settings = get_settings()
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    failures: list[tuple[Path, str, str]] = []
+    problems: list[BulkResult] = []
     with Progress(
         TextColumn("ingesting"),
         BarColumn(),
@@ -138,39 +140,22 @@ def ingest(
         disable=as_json or not files,
     ) as progress:
         task = progress.add_task("ingest", total=len(files))
-        for path in files:
-            with transaction(factory) as session:
-                outcome = ingest_bytes(
-                    session,
-                    blobs,
-                    path.read_bytes(),
-                    filename=path.name,
-                    channel="cli",
-                    actor=Actor("cli", "clerk"),
-                    limits=limits,
-                )
-                doc = outcome.document
-                if doc.parse_error_code:
-                    kind = "unreadable"
-                    failures.append((path, doc.parse_error_code, doc.parse_error_message or ""))
-                else:
-                    kind = "new case" if outcome.created else "already stored"
-                reasons.update(outcome.reasons)
-                if as_json:
-                    sys.stdout.write(
-                        json.dumps(
-                            {
-                                "file": str(path),
-                                "document_id": doc.id,
-                                "outcome": kind,
-                                "case_id": outcome.case.id if outcome.case else None,
-                                "reasons": outcome.reasons,
-                                "error": doc.parse_error_code,
-                            }
-                        )
-                        + "\n"
-                    )
-            outcomes[kind] += 1
+        items = ((str(path), path.read_bytes()) for path in files)
+        for result in ingest_many(
+            factory,
+            BlobStore(settings.blobs),
+            items,
+            actor=Actor("cli", "clerk"),
+            channel="cli",
+            limits=ParseLimits(max_bytes=settings.max_parse_bytes),
+            batch_size=batch_size,
+        ):
+            outcomes[result.outcome] += 1
+            reasons.update(result.reasons)
+            if result.error_code:
+                problems.append(result)
+            if as_json:
+                sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
             progress.advance(task)
     if not as_json:
         table = Table("outcome", "documents", title=f"{len(files)} file(s)")
@@ -182,9 +167,11 @@ def ingest(
             for code, count in reasons.most_common():
                 rt.add_row(code, str(count))
             out.print(rt)
-        for path, code, message in failures:
-            err.print(f"[yellow]{path}[/yellow]: {code}: {message}")
-    if failures:
+        for result in problems:
+            err.print(
+                f"[yellow]{result.source}[/yellow]: {result.error_code}: {result.error_message}"
+            )
+    if problems:
         raise typer.Exit(code=2)
 
 

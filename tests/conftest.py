@@ -85,7 +85,6 @@ def session(engine: Engine) -> Iterator[Session]:
         bind=connection,
         join_transaction_mode="create_savepoint",
         expire_on_commit=False,
-        autoflush=False,
     )
     try:
         yield db

@@ -12,7 +12,14 @@ from governance.audit_chain import GENESIS_HASH
 
 
 def lock_chain_head(session: Session) -> AuditChainHead:
-    """The chain head row, locked for this transaction (created on first use)."""
+    """The chain head row, locked for this transaction (created on first use).
+
+    The lock is taken once per transaction: later events in the same transaction reuse it.
+    """
+    transaction = session.get_transaction()
+    cached = session.info.get("audit_head")
+    if cached is not None and cached[0] is transaction:
+        return cached[1]
     head = session.scalars(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
     ).one_or_none()
@@ -20,6 +27,7 @@ def lock_chain_head(session: Session) -> AuditChainHead:
         head = AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
         session.add(head)
         session.flush()
+    session.info["audit_head"] = (transaction, head)
     return head
 
 

@@ -66,7 +66,6 @@ def record(
     event = AuditEvent(**fields, prev_hash=head.last_hash, hash=digest)
     repository.add_event(session, event)
     head.last_seq, head.last_hash = fields["seq"], digest
-    session.flush()
     return event
 
 

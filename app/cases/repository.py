@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
@@ -91,13 +92,23 @@ def suppliers_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Supplier
     return {r.id: r for r in session.scalars(select(Supplier).where(Supplier.id.in_(ids)))}
 
 
-def _live_cases_on_po(
-    po_id: int, exclude_case_id: int | None, invoices_only: bool = False
-) -> Select[int]:
-    """Cases billing against a PO that still count: not rejected, not a duplicate."""
+def billed_on_po(
+    session: Session, po_id: int, exclude_case_id: int | None = None
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Quantities per PO line (PO unit) and net amount billed against a PO by other cases.
+
+    Cases that are rejected or flagged as duplicates do not count: they will not be paid.
+    """
     query = (
-        select(Case.id)
+        select(
+            Case.id,
+            InvoiceRow.kind,
+            InvoiceRow.net_total,
+            MatchLine.po_line_no,
+            MatchLine.invoiced_qty,
+        )
         .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
+        .outerjoin(MatchLine, MatchLine.case_id == Case.id)
         .where(
             InvoiceRow.purchase_order_id == po_id,
             Case.state != CaseState.REJECTED.value,
@@ -108,34 +119,26 @@ def _live_cases_on_po(
     )
     if exclude_case_id is not None:
         query = query.where(Case.id != exclude_case_id)
-    if invoices_only:
-        query = query.where(InvoiceRow.kind == "invoice")
-    return query
-
-
-def billed_on_po(
-    session: Session, po_id: int, exclude_case_id: int | None = None
-) -> tuple[dict[str, Decimal], Decimal]:
-    """Quantities per PO line (PO unit) and net amount billed against a PO by other cases."""
-    live = _live_cases_on_po(po_id, exclude_case_id).subquery()
-    live_invoices = _live_cases_on_po(po_id, exclude_case_id, invoices_only=True).subquery()
     quantities: dict[str, Decimal] = {}
-    for line_no, qty in session.execute(
-        select(MatchLine.po_line_no, MatchLine.invoiced_qty).where(
-            MatchLine.case_id.in_(select(live_invoices.c.id)), MatchLine.po_line_no.is_not(None)
-        )
-    ):
-        if qty is not None and line_no is not None:
-            quantities[line_no] = quantities.get(line_no, Decimal(0)) + qty
-    amount = Decimal(0)
-    for kind, net in session.execute(
-        select(InvoiceRow.kind, InvoiceRow.net_total)
-        .join(Case, Case.invoice_id == InvoiceRow.id)
-        .where(Case.id.in_(select(live.c.id)))
-    ):
+    nets: dict[int, Decimal] = {}
+    for case_id, kind, net, line_no, qty in session.execute(query):
         if net is not None:
-            amount += net if kind == "invoice" else -net
-    return quantities, amount
+            nets[case_id] = net if kind == "invoice" else -net
+        if kind == "invoice" and line_no is not None and qty is not None:
+            quantities[line_no] = quantities.get(line_no, Decimal(0)) + qty
+    return quantities, sum(nets.values(), Decimal(0))
+
+
+def add_findings(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert findings in one statement (no ids are needed back)."""
+    if rows:
+        session.execute(insert(FindingRow), rows)
+
+
+def add_match_lines(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert match-table rows in one statement."""
+    if rows:
+        session.execute(insert(MatchLine), rows)
 
 
 def add(session: Session, row: object) -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,16 +27,17 @@ from app.cases.schemas import (
     SupplierRef,
 )
 from app.db.base import utcnow
-from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
+from app.db.tables import Case, CaseState, InvoiceRow, PurchaseOrderRow, Supplier
 from app.documents import repository as documents_repository
 from app.errors import NotFound
 from app.masterdata import repository as masterdata
 from app.masterdata.service import to_canonical_po, to_canonical_receipts
 from governance.routing import DEFAULT_ROUTING, RoutingPolicy, route_case
 from governance.tolerances import DEFAULT_POLICY, TolerancePolicy
-from pipelines.canonical import PurchaseOrder, SupplierDocument
+from pipelines.canonical import GoodsReceipt, PurchaseOrder, SupplierDocument
 from pipelines.findings import Finding
 from pipelines.matching import (
+    LineMatch,
     MatchContext,
     MatchResult,
     PriorDocument,
@@ -60,12 +62,22 @@ class CasePolicies:
     routing: RoutingPolicy = field(default_factory=lambda: DEFAULT_ROUTING)
 
 
-def _candidate(supplier: Supplier) -> SupplierCandidate:
-    return SupplierCandidate(
+@dataclass(frozen=True)
+class Assessment:
+    """What resolution and matching found for a document, before anything is stored."""
+
+    supplier: Supplier | None
+    purchase_order_id: int | None
+    result: MatchResult
+
+
+def _record(supplier: Supplier) -> SupplierRecord:
+    return SupplierRecord(
         ref=supplier.ref,
         name=supplier.name,
         vat_id=supplier.vat_id,
         ibans=tuple(a.iban for a in supplier.bank_accounts),
+        blocked=supplier.blocked,
     )
 
 
@@ -73,9 +85,13 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
     """The master-data supplier of a document, by VAT id, IBAN or fuzzy name."""
     vat = normalise_vat_id(doc.supplier.vat_id) if doc.supplier.vat_id else None
     iban = normalise_iban(doc.bank_iban) if doc.bank_iban else None
-    exact = masterdata.suppliers_by_vat_or_iban(session, vat, iban)
-    if exact:
-        found = resolve_supplier(vat, iban, doc.supplier, [_candidate(s) for s in exact])
+    # VAT id first: one indexed lookup settles almost every e-invoice.
+    for found_by in ((vat, None), (None, iban)):
+        if not any(found_by):
+            continue
+        exact = masterdata.suppliers_by_vat_or_iban(session, *found_by)
+        candidates = [SupplierCandidate(s.ref, s.name, s.vat_id, _record(s).ibans) for s in exact]
+        found = resolve_supplier(vat, iban, doc.supplier, candidates) if exact else None
         if found is not None:
             return next(s for s in exact if s.ref == found.ref)
     names = masterdata.supplier_names(session)
@@ -85,7 +101,7 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
 
 
 def _prior_documents(
-    session: Session, supplier: Supplier, doc: SupplierDocument, invoice_id: int
+    session: Session, supplier: Supplier, doc: SupplierDocument
 ) -> list[PriorDocument]:
     numbers = []
     if doc.number:
@@ -95,13 +111,11 @@ def _prior_documents(
         numbers.append(normalise_invoice_number(billing_reference))
     rows: dict[int, InvoiceRow] = {}
     if numbers:
-        for row in documents_repository.supplier_invoices_by_numbers(
-            session, supplier.id, numbers, invoice_id
-        ):
+        for row in documents_repository.supplier_invoices_by_numbers(session, supplier.id, numbers):
             rows[row.id] = row
     if billing_reference:
         for row in documents_repository.supplier_credits_for(
-            session, supplier.id, normalise_invoice_number(billing_reference), invoice_id
+            session, supplier.id, normalise_invoice_number(billing_reference)
         ):
             rows[row.id] = row
     return [
@@ -119,7 +133,7 @@ def _prior_documents(
     ]
 
 
-def _find_po(session: Session, reference: str | None) -> Any:
+def _find_po(session: Session, reference: str | None) -> PurchaseOrderRow | None:
     if not reference:
         return None
     return masterdata.po_by_number(session, reference) or masterdata.po_by_number(
@@ -129,20 +143,25 @@ def _find_po(session: Session, reference: str | None) -> Any:
 
 def assess(
     session: Session,
-    invoice: InvoiceRow,
     doc: SupplierDocument,
     policies: CasePolicies,
+    *,
+    document_id: int | None = None,
     exclude_case_id: int | None = None,
-) -> tuple[Supplier | None, MatchResult]:
+) -> Assessment:
     """Resolve supplier and PO, gather receipts and history, and run the 3-way match."""
     supplier = resolve_supplier_row(session, doc)
     po_row = _find_po(session, doc.po_reference)
     po: PurchaseOrder | None = None
-    receipts = []
-    billed_qty: dict[str, Any] = {}
-    billed_amount = None
+    receipts: list[GoodsReceipt] = []
+    billed_qty: dict[str, Decimal] = {}
+    billed_amount = Decimal(0)
     if po_row is not None:
-        po_supplier = masterdata.supplier_by_id(session, po_row.supplier_id)
+        po_supplier = (
+            supplier
+            if supplier is not None and supplier.id == po_row.supplier_id
+            else masterdata.supplier_by_id(session, po_row.supplier_id)
+        )
         po = to_canonical_po(po_row, po_supplier.ref if po_supplier else "")
         receipts = to_canonical_receipts(
             masterdata.receipts_for_po(session, po_row.id),
@@ -150,95 +169,94 @@ def assess(
             {line.id: line.line_no for line in po_row.lines},
         )
         billed_qty, billed_amount = repository.billed_on_po(session, po_row.id, exclude_case_id)
-        invoice.purchase_order_id = po_row.id
-    invoice.supplier_id = supplier.id if supplier else None
-    context_args: dict[str, Any] = {}
-    if billed_amount is not None:
-        context_args["already_invoiced_amount"] = billed_amount
     ctx = MatchContext(
-        supplier=(
-            SupplierRecord(
-                ref=supplier.ref,
-                name=supplier.name,
-                vat_id=supplier.vat_id,
-                ibans=tuple(a.iban for a in supplier.bank_accounts),
-                blocked=supplier.blocked,
-            )
-            if supplier
-            else None
-        ),
+        supplier=_record(supplier) if supplier else None,
         po=po,
         receipts=receipts,
         already_invoiced_qty=billed_qty,
-        prior_documents=(_prior_documents(session, supplier, doc, invoice.id) if supplier else []),
+        already_invoiced_amount=billed_amount,
+        prior_documents=_prior_documents(session, supplier, doc) if supplier else [],
         duplicate_window_days=policies.tolerances.duplicate_window_days,
-        document_id=str(invoice.document_id),
-        **context_args,
+        document_id=str(document_id) if document_id is not None else None,
     )
-    return supplier, match_document(doc, ctx, policies.tolerances)
+    return Assessment(
+        supplier=supplier,
+        purchase_order_id=po_row.id if po_row else None,
+        result=match_document(doc, ctx, policies.tolerances),
+    )
 
 
-def _finding_row(case_id: int, f: Finding) -> FindingRow:
-    return FindingRow(
-        case_id=case_id,
-        code=f.code.value,
-        severity=f.severity.value,
-        message=f.message,
-        line_id=f.line_id,
-        po_line_no=f.po_line_no,
-        expected=f.expected,
-        actual=f.actual,
-        variance=f.variance,
-        unit=f.unit,
-        tolerance=f.tolerance.model_dump(mode="json") if f.tolerance else None,
-        rule_id=f.rule_id,
-        details=dict(f.details),
-        source="rules",
-    )
+def _finding_values(case_id: int, f: Finding) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "code": f.code.value,
+        "severity": f.severity.value,
+        "message": f.message,
+        "line_id": f.line_id,
+        "po_line_no": f.po_line_no,
+        "expected": f.expected,
+        "actual": f.actual,
+        "variance": f.variance,
+        "unit": f.unit,
+        "tolerance": f.tolerance.model_dump(mode="json") if f.tolerance else None,
+        "rule_id": f.rule_id,
+        "details": dict(f.details),
+        "source": "rules",
+        "created_at": utcnow(),
+    }
+
+
+def _match_line_values(case_id: int, po_id: int | None, line: LineMatch) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "purchase_order_id": po_id,
+        "line_id": line.line_id,
+        "po_line_no": line.po_line_no,
+        "kind": str(line.kind),
+        "status": line.status,
+        "invoiced_qty": line.invoiced_qty,
+        "invoiced_unit_price": line.invoiced_unit_price,
+        "ordered_qty": line.ordered_qty,
+        "received_qty": line.received_qty,
+        "previously_invoiced_qty": line.previously_invoiced_qty,
+        "uom_factor": line.uom_factor,
+    }
 
 
 def open_case(
     session: Session,
     invoice: InvoiceRow,
-    doc: SupplierDocument,
+    assessment: Assessment,
     *,
     actor: Actor,
     policies: CasePolicies | None = None,
     now: datetime | None = None,
 ) -> tuple[Case, list[str]]:
-    """Match an invoice, store its case with findings and route it (new -> triaged)."""
+    """Store the case of an assessed invoice with its findings, and route it (new -> triaged)."""
     policies = policies or CasePolicies()
     now = now or utcnow()
-    supplier, result = assess(session, invoice, doc, policies)
+    result = assessment.result
+    codes = sorted({f.code for f in result.findings})
+    route = route_case(codes, invoice.gross_total, invoice.due_date, now, policies.routing)
+    # Routing needs nothing the database assigns, so the case is written once, already
+    # triaged; the audit log still records both steps of new -> triaged.
     case = Case(
         invoice_id=invoice.id,
-        supplier_id=supplier.id if supplier else None,
-        state=CaseState.NEW.value,
+        supplier_id=assessment.supplier.id if assessment.supplier else None,
+        state=CaseState.TRIAGED.value,
         match_type=result.match_type,
+        queue=route.queue,
+        priority=route.priority,
+        sla_due_at=route.sla_due_at,
+        required_signatures=route.required_signatures,
     )
     repository.add(session, case)
     session.flush()
-    for f in result.findings:
-        repository.add(session, _finding_row(case.id, f))
-    for line in result.lines:
-        repository.add(
-            session,
-            MatchLine(
-                case_id=case.id,
-                purchase_order_id=invoice.purchase_order_id,
-                line_id=line.line_id,
-                po_line_no=line.po_line_no,
-                kind=str(line.kind),
-                status=line.status,
-                invoiced_qty=line.invoiced_qty,
-                invoiced_unit_price=line.invoiced_unit_price,
-                ordered_qty=line.ordered_qty,
-                received_qty=line.received_qty,
-                previously_invoiced_qty=line.previously_invoiced_qty,
-                uom_factor=line.uom_factor,
-            ),
-        )
-    codes = sorted({f.code for f in result.findings})
+    repository.add_findings(session, [_finding_values(case.id, f) for f in result.findings])
+    repository.add_match_lines(
+        session,
+        [_match_line_values(case.id, invoice.purchase_order_id, ln) for ln in result.lines],
+    )
     audit.record(
         session,
         actor,
@@ -246,17 +264,12 @@ def open_case(
         "case",
         case.id,
         after={
-            "state": case.state,
+            "state": CaseState.NEW.value,
             "invoice_id": invoice.id,
             "reasons": codes,
             "match_type": result.match_type,
         },
     )
-    route = route_case(codes, invoice.gross_total, invoice.due_date, now, policies.routing)
-    case.state = CaseState.TRIAGED.value
-    case.queue, case.priority = route.queue, route.priority
-    case.sla_due_at, case.required_signatures = route.sla_due_at, route.required_signatures
-    session.flush()
     audit.record(
         session,
         actor,
@@ -272,6 +285,7 @@ def open_case(
             "required_signatures": route.required_signatures,
         },
     )
+    session.flush()
     return case, [c.value for c in codes]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,41 +45,26 @@ def list_documents(
 
 
 def supplier_invoices_by_numbers(
-    session: Session, supplier_id: int, normalised_numbers: Sequence[str], exclude_id: int | None
+    session: Session, supplier_id: int, normalised_numbers: Sequence[str]
 ) -> Sequence[InvoiceRow]:
-    """Earlier invoices of a supplier with any of the given normalised numbers."""
-    query = select(InvoiceRow).where(
-        InvoiceRow.supplier_id == supplier_id,
-        InvoiceRow.normalised_number.in_(normalised_numbers),
-    )
-    if exclude_id is not None:
-        query = query.where(InvoiceRow.id != exclude_id)
-    return session.scalars(query).all()
-
-
-def supplier_credits_for(
-    session: Session, supplier_id: int, billing_reference: str, exclude_id: int | None
-) -> Sequence[InvoiceRow]:
-    """Earlier credit notes and claims of a supplier against the same invoice number."""
-    query = select(InvoiceRow).where(
-        InvoiceRow.supplier_id == supplier_id,
-        InvoiceRow.kind != "invoice",
-        InvoiceRow.billing_reference == billing_reference,
-    )
-    if exclude_id is not None:
-        query = query.where(InvoiceRow.id != exclude_id)
-    return session.scalars(query).all()
-
-
-def invoices_in_window(
-    session: Session, supplier_id: int, start: date, end: date
-) -> Sequence[InvoiceRow]:
-    """A supplier's invoices issued between two dates."""
+    """Stored documents of a supplier with any of the given normalised numbers."""
     return session.scalars(
         select(InvoiceRow).where(
             InvoiceRow.supplier_id == supplier_id,
-            InvoiceRow.issue_date >= start,
-            InvoiceRow.issue_date <= end,
+            InvoiceRow.normalised_number.in_(normalised_numbers),
+        )
+    ).all()
+
+
+def supplier_credits_for(
+    session: Session, supplier_id: int, billing_reference: str
+) -> Sequence[InvoiceRow]:
+    """Stored credit notes and claims of a supplier against the same invoice number."""
+    return session.scalars(
+        select(InvoiceRow).where(
+            InvoiceRow.supplier_id == supplier_id,
+            InvoiceRow.kind != "invoice",
+            InvoiceRow.billing_reference == billing_reference,
         )
     ).all()
 

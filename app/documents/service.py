@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import structlog
-from pipelines.normalise import normalise_invoice_number
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.blobs import BlobStore, sha256_hex
 from app.cases import service as cases
-from app.cases.service import CasePolicies
+from app.cases.service import Assessment, CasePolicies
 from app.db.tables import Case, Document, InvoiceRow, ParseStatus
 from app.documents import repository
 from app.errors import NotFound
 from pipelines.canonical import SupplierDocument
+from pipelines.normalise import normalise_invoice_number
 from pipelines.parsers import ParseLimits, parse_document
 from pipelines.parsers.errors import ParseError
 
@@ -85,6 +85,11 @@ def ingest_bytes(
 
     document.detected_format = parsed.format.value
     session.flush()
+    policies = policies or CasePolicies()
+    assessment = cases.assess(session, parsed.document, policies, document_id=document.id)
+    invoice = store_invoice(session, document, parsed.document, assessment)
+    # Audited here rather than on arrival so that this event and the case's are written in one
+    # flush: the chain head is then updated once per document.
     audit.record(
         session,
         actor,
@@ -93,14 +98,15 @@ def ingest_bytes(
         document.id,
         after={"sha256": digest, "format": parsed.format.value, "filename": filename},
     )
-    invoice = store_invoice(session, document, parsed.document)
-    case, codes = cases.open_case(session, invoice, parsed.document, actor=actor, policies=policies)
+    case, codes = cases.open_case(session, invoice, assessment, actor=actor, policies=policies)
     log.info("intake.case_opened", document_id=document.id, case_id=case.id, reasons=codes)
     return IngestOutcome(document, case, created=True, reasons=codes)
 
 
-def store_invoice(session: Session, document: Document, doc: SupplierDocument) -> InvoiceRow:
-    """Keep the canonical document and its indexed header fields."""
+def store_invoice(
+    session: Session, document: Document, doc: SupplierDocument, assessment: Assessment
+) -> InvoiceRow:
+    """Keep the canonical document, its indexed header fields and what it was resolved to."""
     totals = doc.totals
     # Credit notes and claims name the invoice they refer to; invoices have no such field.
     billing_reference: str | None = getattr(doc, "billing_reference", None)
@@ -109,6 +115,8 @@ def store_invoice(session: Session, document: Document, doc: SupplierDocument) -
         kind=doc.kind,
         number=doc.number,
         normalised_number=normalise_invoice_number(doc.number) if doc.number else None,
+        supplier_id=assessment.supplier.id if assessment.supplier else None,
+        purchase_order_id=assessment.purchase_order_id,
         supplier_name=doc.supplier.name,
         supplier_vat_id=doc.supplier.vat_id,
         iban=doc.bank_iban,

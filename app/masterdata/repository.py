@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.db.tables import (
     GoodsReceiptRow,
@@ -42,23 +42,24 @@ def suppliers_by_vat_or_iban(
     session: Session, vat_id: str | None, iban: str | None
 ) -> Sequence[Supplier]:
     """Suppliers whose VAT id or any bank account equals the given (normalised) values."""
-    found: dict[int, Supplier] = {}
+    conditions = []
     if vat_id:
-        for s in session.scalars(
-            select(Supplier)
-            .where(Supplier.vat_id == vat_id)
-            .options(selectinload(Supplier.bank_accounts))
-        ):
-            found[s.id] = s
+        conditions.append(Supplier.vat_id == vat_id)
     if iban:
-        for s in session.scalars(
-            select(Supplier)
-            .join(SupplierBankAccount)
-            .where(SupplierBankAccount.iban == iban)
-            .options(selectinload(Supplier.bank_accounts))
-        ):
-            found[s.id] = s
-    return list(found.values())
+        conditions.append(
+            Supplier.id.in_(
+                select(SupplierBankAccount.supplier_id).where(SupplierBankAccount.iban == iban)
+            )
+        )
+    if not conditions:
+        return []
+    return (
+        session.scalars(
+            select(Supplier).where(or_(*conditions)).options(joinedload(Supplier.bank_accounts))
+        )
+        .unique()
+        .all()
+    )
 
 
 def supplier_names(session: Session) -> Sequence[tuple[int, str, str]]:
@@ -74,12 +75,16 @@ def bank_accounts(session: Session, supplier_id: int) -> Sequence[SupplierBankAc
 
 
 def po_by_number(session: Session, number: str) -> PurchaseOrderRow | None:
-    """A purchase order with its lines."""
-    return session.scalars(
-        select(PurchaseOrderRow)
-        .where(PurchaseOrderRow.number == number)
-        .options(selectinload(PurchaseOrderRow.lines))
-    ).one_or_none()
+    """A purchase order with its lines (one query)."""
+    return (
+        session.scalars(
+            select(PurchaseOrderRow)
+            .where(PurchaseOrderRow.number == number)
+            .options(joinedload(PurchaseOrderRow.lines))
+        )
+        .unique()
+        .one_or_none()
+    )
 
 
 def po_by_id(session: Session, po_id: int) -> PurchaseOrderRow | None:
@@ -93,12 +98,16 @@ def po_by_id(session: Session, po_id: int) -> PurchaseOrderRow | None:
 
 def receipts_for_po(session: Session, po_id: int) -> Sequence[GoodsReceiptRow]:
     """Every receipt (and return) against a PO, with lines."""
-    return session.scalars(
-        select(GoodsReceiptRow)
-        .where(GoodsReceiptRow.purchase_order_id == po_id)
-        .options(selectinload(GoodsReceiptRow.lines))
-        .order_by(GoodsReceiptRow.id)
-    ).all()
+    return (
+        session.scalars(
+            select(GoodsReceiptRow)
+            .where(GoodsReceiptRow.purchase_order_id == po_id)
+            .options(joinedload(GoodsReceiptRow.lines))
+            .order_by(GoodsReceiptRow.id)
+        )
+        .unique()
+        .all()
+    )
 
 
 def receipt_by_number(session: Session, number: str) -> GoodsReceiptRow | None:

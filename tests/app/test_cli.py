@@ -55,7 +55,8 @@ def test_load_ingest_and_verify(env: Path, demo_dir: Path) -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 27
     unreadable = [r for r in lines if r["outcome"] == "unreadable"]
-    assert [r["error"] for r in unreadable] == ["MALFORMED_XML"]
+    assert [r["error_code"] for r in unreadable] == ["MALFORMED_XML"]
+    assert unreadable[0]["source"].endswith("999-truncated-upload.xml")
     assert sum(r["outcome"] == "new case" for r in lines) == 26
 
     again = runner.invoke(

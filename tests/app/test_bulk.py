@@ -1,0 +1,49 @@
+"""Bulk intake: a savepoint per document, so one failure costs nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import app.documents.service as intake
+from app.audit.service import Actor
+from app.blobs import BlobStore
+from app.db import migrate
+from app.db.session import make_engine, make_session_factory
+from app.db.tables import Case, Document
+from app.documents.bulk import ingest_many
+
+
+def test_unexpected_failure_is_isolated_and_reported(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bulk.db'}"
+    migrate.upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    files = sorted((demo_dir / "documents").glob("00[1-3]*.xml"))
+    poison = files[1].read_bytes()
+    real_parse = intake.parse_document
+
+    def parse(data: bytes, limits: object) -> object:
+        if data == poison:
+            raise RuntimeError("simulated bug")
+        return real_parse(data, limits)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intake, "parse_document", parse)
+    results = list(
+        ingest_many(
+            factory,
+            BlobStore(tmp_path / "blobs"),
+            [(str(p), p.read_bytes()) for p in files],
+            actor=Actor("t", "clerk"),
+            channel="test",
+            batch_size=2,
+        )
+    )
+    assert [r.outcome for r in results] == ["new case", "failed", "new case"]
+    assert results[1].error_code == "INTERNAL"
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Document)) == 2
+        assert session.scalar(select(func.count()).select_from(Case)) == 2
