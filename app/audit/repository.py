@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.db.tables import AuditChainHead, AuditEvent
@@ -31,9 +32,9 @@ def lock_chain_head(session: Session) -> AuditChainHead:
     return head
 
 
-def add_event(session: Session, event: AuditEvent) -> None:
-    """Append one event row."""
-    session.add(event)
+def add_event(session: Session, row: dict[str, Any]) -> None:
+    """Append one event row (a plain INSERT: events are never updated through the ORM)."""
+    session.execute(insert(AuditEvent), [row])
 
 
 def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:

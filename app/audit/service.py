@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.audit import repository
 from app.db.base import utcnow
-from app.db.tables import AuditEvent
 from governance.audit_chain import (
     HASHED_FIELDS,
     ChainBreak,
@@ -45,8 +44,8 @@ def record(
     after: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     model_version: str | None = None,
-) -> AuditEvent:
-    """Append an event to the chain inside the caller's transaction."""
+) -> dict[str, Any]:
+    """Append an event to the chain inside the caller's transaction; return the row written."""
     head = repository.lock_chain_head(session)
     fields: dict[str, Any] = {
         "seq": head.last_seq + 1,
@@ -63,10 +62,10 @@ def record(
         "request_id": structlog.contextvars.get_contextvars().get("request_id"),
     }
     digest = event_hash(head.last_hash, fields)
-    event = AuditEvent(**fields, prev_hash=head.last_hash, hash=digest)
-    repository.add_event(session, event)
+    row = {**fields, "prev_hash": head.last_hash, "hash": digest}
+    repository.add_event(session, row)
     head.last_seq, head.last_hash = fields["seq"], digest
-    return event
+    return row
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,7 +90,11 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
     for found_by in ((vat, None), (None, iban)):
         if not any(found_by):
             continue
-        exact = masterdata.suppliers_by_vat_or_iban(session, *found_by)
+        exact: Sequence[Supplier] = masterdata.memo(
+            session,
+            ("suppliers", *found_by),
+            functools.partial(masterdata.suppliers_by_vat_or_iban, session, *found_by),
+        )
         candidates = [SupplierCandidate(s.ref, s.name, s.vat_id, _record(s).ibans) for s in exact]
         found = resolve_supplier(vat, iban, doc.supplier, candidates) if exact else None
         if found is not None:
@@ -136,8 +141,13 @@ def _prior_documents(
 def _find_po(session: Session, reference: str | None) -> PurchaseOrderRow | None:
     if not reference:
         return None
-    return masterdata.po_by_number(session, reference) or masterdata.po_by_number(
-        session, normalise_po_reference(reference)
+    return masterdata.memo(
+        session,
+        ("po", reference),
+        lambda: (
+            masterdata.po_by_number(session, reference)
+            or masterdata.po_by_number(session, normalise_po_reference(reference))
+        ),
     )
 
 
@@ -163,8 +173,11 @@ def assess(
             else masterdata.supplier_by_id(session, po_row.supplier_id)
         )
         po = to_canonical_po(po_row, po_supplier.ref if po_supplier else "")
+        po_id = po_row.id
         receipts = to_canonical_receipts(
-            masterdata.receipts_for_po(session, po_row.id),
+            masterdata.memo(
+                session, ("receipts", po_id), lambda: masterdata.receipts_for_po(session, po_id)
+            ),
             po_row.number,
             {line.id: line.line_no for line in po_row.lines},
         )

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.db.tables import (
     GoodsReceiptRow,
-    PurchaseOrderLineRow,
     PurchaseOrderRow,
     Supplier,
     SupplierBankAccount,
 )
+
+T = TypeVar("T")
+
+
+def memo(session: Session, key: tuple[object, ...], load: Callable[[], T]) -> T:
+    """Read master data once per transaction.
+
+    Intake reads the same suppliers, POs and receipts for document after document, and nothing
+    changes them inside an intake transaction; a master-data load clears the memo.
+    """
+    transaction = session.get_transaction()
+    held = session.info.get("masterdata_memo")
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        session.info["masterdata_memo"] = held
+    values: dict[tuple[object, ...], Any] = held[1]
+    if key not in values:
+        values[key] = load()
+    return cast(T, values[key])
+
+
+def forget(session: Session) -> None:
+    """Drop memoised master data (after a load changed it)."""
+    session.info.pop("masterdata_memo", None)
 
 
 def supplier_by_ref(session: Session, ref: str) -> Supplier | None:
@@ -21,12 +45,6 @@ def supplier_by_ref(session: Session, ref: str) -> Supplier | None:
     return session.scalars(
         select(Supplier).where(Supplier.ref == ref).options(selectinload(Supplier.bank_accounts))
     ).one_or_none()
-
-
-def suppliers_by_refs(session: Session, refs: Sequence[str]) -> dict[str, Supplier]:
-    """Suppliers keyed by ref."""
-    rows = session.scalars(select(Supplier).where(Supplier.ref.in_(refs))).all()
-    return {s.ref: s for s in rows}
 
 
 def supplier_by_id(session: Session, supplier_id: int) -> Supplier | None:
@@ -67,13 +85,6 @@ def supplier_names(session: Session) -> Sequence[tuple[int, str, str]]:
     return [tuple(r) for r in session.execute(select(Supplier.id, Supplier.ref, Supplier.name))]  # type: ignore[misc]
 
 
-def bank_accounts(session: Session, supplier_id: int) -> Sequence[SupplierBankAccount]:
-    """The supplier's known bank accounts."""
-    return session.scalars(
-        select(SupplierBankAccount).where(SupplierBankAccount.supplier_id == supplier_id)
-    ).all()
-
-
 def po_by_number(session: Session, number: str) -> PurchaseOrderRow | None:
     """A purchase order with its lines (one query)."""
     return (
@@ -85,15 +96,6 @@ def po_by_number(session: Session, number: str) -> PurchaseOrderRow | None:
         .unique()
         .one_or_none()
     )
-
-
-def po_by_id(session: Session, po_id: int) -> PurchaseOrderRow | None:
-    """A purchase order with its lines."""
-    return session.scalars(
-        select(PurchaseOrderRow)
-        .where(PurchaseOrderRow.id == po_id)
-        .options(selectinload(PurchaseOrderRow.lines))
-    ).one_or_none()
 
 
 def receipts_for_po(session: Session, po_id: int) -> Sequence[GoodsReceiptRow]:
@@ -117,16 +119,6 @@ def receipt_by_number(session: Session, number: str) -> GoodsReceiptRow | None:
         .where(GoodsReceiptRow.number == number)
         .options(selectinload(GoodsReceiptRow.lines))
     ).one_or_none()
-
-
-def po_line_numbers(session: Session, po_id: int) -> dict[int, str]:
-    """PO line id to line number."""
-    rows = session.execute(
-        select(PurchaseOrderLineRow.id, PurchaseOrderLineRow.line_no).where(
-            PurchaseOrderLineRow.purchase_order_id == po_id
-        )
-    )
-    return {row_id: line_no for row_id, line_no in rows}
 
 
 def add(session: Session, row: object) -> None:

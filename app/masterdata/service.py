@@ -153,6 +153,7 @@ def _upsert_receipt(session: Session, receipt: GoodsReceipt, summary: LoadSummar
 
 def load_master_data(session: Session, data: MasterData, actor: Actor) -> LoadSummary:
     """Create or update suppliers, POs and receipts; the whole load is one transaction."""
+    repository.forget(session)
     summary = LoadSummary()
     suppliers: dict[str, Supplier] = {}
     for record in data.suppliers:
@@ -164,6 +165,7 @@ def load_master_data(session: Session, data: MasterData, actor: Actor) -> LoadSu
     for receipt in data.goods_receipts:
         _upsert_receipt(session, receipt, summary)
     session.flush()
+    repository.forget(session)
     audit.record(
         session,
         actor,
