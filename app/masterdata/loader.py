@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.errors import InvalidInput
 from app.masterdata.schemas import BankAccountIn, MasterData, SupplierIn
 from pipelines.canonical import GoodsReceipt, PurchaseOrder
+
+M = TypeVar("M", bound=BaseModel)
 
 SUPPLIER_COLUMNS = ("ref", "name", "vat_id", "ibans", "blocked", "category", "email")
 PO_COLUMNS = (
@@ -85,60 +87,46 @@ def _suppliers_csv(path: Path) -> list[SupplierIn]:
     return out
 
 
-def _pos_csv(path: Path) -> list[PurchaseOrder]:
-    headers: dict[str, dict[str, Any]] = {}
+def _grouped_csv(
+    path: Path,
+    model: type[M],
+    key: str,
+    header: dict[str, str],
+    line_columns: tuple[str, ...],
+) -> list[M]:
+    """Records with lines from a CSV of one row per line, grouped by the `key` column.
+
+    `header` maps record fields to columns, read from a record's first row.
+    """
+    records: dict[str, dict[str, Any]] = {}
     for number, row in _rows(path):
         values = _blank_to_none(row)
-        po_number = values.get("po_number")
-        if not po_number:
-            raise _fail(path, f"row {number}", ValueError("po_number is empty"))
-        header = headers.setdefault(
-            po_number,
-            {
-                "number": po_number,
-                "supplier_ref": values.get("supplier_ref"),
-                "currency": values.get("currency"),
-                "order_date": values.get("order_date"),
-                "status": values.get("status") or "open",
-                "company": values.get("company"),
-                "lines": [],
-            },
+        if not values.get(key):
+            raise _fail(path, f"row {number}", ValueError(f"{key} is empty"))
+        record = records.setdefault(
+            values[key],
+            {f: values[c] for f, c in header.items() if values.get(c) is not None},
         )
-        line = {k: values.get(k) for k in PO_COLUMNS[6:] if values.get(k) is not None}
-        line["receipt_required"] = values.get("receipt_required") is None or _truthy(
-            values.get("receipt_required")
-        )
-        header["lines"].append(line)
+        line: dict[str, Any] = {c: values[c] for c in line_columns if values.get(c)}
+        if "receipt_required" in line:
+            line["receipt_required"] = _truthy(line["receipt_required"])
+        record.setdefault("lines", []).append(line)
     try:
-        return [PurchaseOrder.model_validate(h) for h in headers.values()]
+        return [model.model_validate(record) for record in records.values()]
     except ValidationError as exc:
         raise _fail(path, "", exc) from exc
+
+
+def _pos_csv(path: Path) -> list[PurchaseOrder]:
+    header = {f: f for f in ("supplier_ref", "currency", "order_date", "status", "company")}
+    return _grouped_csv(
+        path, PurchaseOrder, "po_number", {"number": "po_number", **header}, PO_COLUMNS[6:]
+    )
 
 
 def _receipts_csv(path: Path) -> list[GoodsReceipt]:
-    headers: dict[str, dict[str, Any]] = {}
-    for number, row in _rows(path):
-        values = _blank_to_none(row)
-        receipt_number = values.get("receipt_number")
-        if not receipt_number:
-            raise _fail(path, f"row {number}", ValueError("receipt_number is empty"))
-        header = headers.setdefault(
-            receipt_number,
-            {
-                "number": receipt_number,
-                "po_number": values.get("po_number"),
-                "receipt_date": values.get("receipt_date"),
-                "lines": [],
-            },
-        )
-        line = {"po_line_no": values.get("po_line_no"), "quantity": values.get("quantity")}
-        if values.get("unit_code"):
-            line["unit_code"] = values["unit_code"]
-        header["lines"].append(line)
-    try:
-        return [GoodsReceipt.model_validate(h) for h in headers.values()]
-    except ValidationError as exc:
-        raise _fail(path, "", exc) from exc
+    header = {"number": "receipt_number", "po_number": "po_number", "receipt_date": "receipt_date"}
+    return _grouped_csv(path, GoodsReceipt, "receipt_number", header, RECEIPT_COLUMNS[3:])
 
 
 def _json_list(path: Path) -> list[Any]:
@@ -151,33 +139,35 @@ def _json_list(path: Path) -> list[Any]:
     return data
 
 
+JSON_MODELS: dict[str, type[BaseModel]] = {
+    "suppliers": SupplierIn,
+    "purchase_orders": PurchaseOrder,
+    "goods_receipts": GoodsReceipt,
+}
+CSV_READERS: dict[str, Callable[[Path], list[Any]]] = {
+    "suppliers": _suppliers_csv,
+    "purchase_orders": _pos_csv,
+    "goods_receipts": _receipts_csv,
+}
+
+
 def read_master_data(folder: Path) -> MasterData:
     """Read suppliers, purchase orders and receipts from a folder of JSON or CSV files."""
     if not folder.is_dir():
         raise InvalidInput(f"{folder} is not a folder", code="MASTER_DATA_INVALID")
-    found: dict[str, Any] = {}
-    for name in ("suppliers", "purchase_orders", "goods_receipts"):
+    found: dict[str, list[Any]] = {}
+    for name, model in JSON_MODELS.items():
         json_path, csv_path = folder / f"{name}.json", folder / f"{name}.csv"
         if json_path.exists():
             try:
-                model = {
-                    "suppliers": SupplierIn,
-                    "purchase_orders": PurchaseOrder,
-                    "goods_receipts": GoodsReceipt,
-                }[name]
-                found[name] = [model.model_validate(r) for r in _json_list(json_path)]  # type: ignore[attr-defined]
+                found[name] = [model.model_validate(r) for r in _json_list(json_path)]
             except ValidationError as exc:
                 raise _fail(json_path, "", exc) from exc
         elif csv_path.exists():
-            reader = {
-                "suppliers": _suppliers_csv,
-                "purchase_orders": _pos_csv,
-                "goods_receipts": _receipts_csv,
-            }[name]
-            found[name] = reader(csv_path)
+            found[name] = CSV_READERS[name](csv_path)
     if not found:
         raise InvalidInput(
             f"{folder} holds none of suppliers, purchase_orders, goods_receipts (.json or .csv)",
             code="MASTER_DATA_INVALID",
         )
-    return MasterData(**found)
+    return MasterData.model_validate(found)
