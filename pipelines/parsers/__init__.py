@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.canonical import Claim, CreditNote, Invoice
+from pipelines.parsers.cii import read_cii
 from pipelines.parsers.detect import (
     UBL_NAMESPACE_PREFIX,
     DetectedFormat,
@@ -45,7 +46,6 @@ class ParsedDocument:
 _NOT_READ_YET = {
     DetectedFormat.PDF: "a PDF",
     DetectedFormat.FACTURX_PDF: "a Factur-X/ZUGFeRD PDF",
-    DetectedFormat.CII: "a UN/CEFACT CII (ZUGFeRD/Factur-X/XRechnung CII) XML invoice",
     DetectedFormat.CSV: "a CSV file",
 }
 _NOT_AN_INVOICE = {
@@ -71,12 +71,15 @@ def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDo
     if detected in (DetectedFormat.UBL_INVOICE, DetectedFormat.UBL_CREDIT_NOTE):
         root = parse_xml(data, limits.max_bytes, limits.max_xml_depth)
         return ParsedDocument(format=detected, document=read_ubl(root))
+    if detected is DetectedFormat.CII:
+        root = parse_xml(data, limits.max_bytes, limits.max_xml_depth)
+        return ParsedDocument(format=detected, document=read_cii(root))
     if detected in _NOT_READ_YET:
         raise ParseError(
             ParseErrorCode.UNSUPPORTED_FORMAT,
             f"This is {_NOT_READ_YET[detected]}, which Tollgate does not read yet. "
-            "Ask the supplier for a UBL (PEPPOL BIS 3 / XRechnung UBL) e-invoice, "
-            "or enter the invoice by hand.",
+            "Ask the supplier for an XML e-invoice (UBL or CII: PEPPOL BIS 3, XRechnung, "
+            "Factur-X/ZUGFeRD XML), or enter the invoice by hand.",
             detail=str(detected),
         )
     if detected in _NOT_AN_INVOICE:

@@ -23,12 +23,12 @@ from pipelines.canonical import (
     DocumentLine,
     DocumentTotals,
     Invoice,
-    LineKind,
     Party,
     PaymentDetails,
     SourceFormat,
     TaxSubtotal,
 )
+from pipelines.parsers.common import line_kind
 from pipelines.parsers.errors import ParseError, ParseErrorCode
 
 Element = ET.Element
@@ -51,15 +51,6 @@ CREDIT_NOTE_TYPE_CODES = frozenset(
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 # xsd:date, optionally with a time zone, which a due date does not need.
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
-
-# Freight lines are matched against planned freight, not ordered goods. Kept deliberately narrow:
-# a word that only sometimes means freight ("port", "delivery") counts only in a freight phrase.
-_FREIGHT = re.compile(
-    r"\b(?:freight|shipping|carriage|postage|porto|fracht\w*|versand\w*|transport(?:kosten)?"
-    r"|livraison|frais\s+de\s+(?:port|transport|livraison)|franco\s+de\s+port"
-    r"|port\s+(?:et|&)\s+emballage|delivery\s+(?:charge|fee|cost)s?)\b",
-    re.IGNORECASE,
-)
 
 
 def _name(tag: str) -> str:
@@ -160,14 +151,6 @@ class _Reader:
     def joined(self, elements: Iterable[Element]) -> str | None:
         parts = [e.text.strip() for e in elements if e.text and e.text.strip()]
         return "\n".join(parts) if parts else None
-
-
-def _line_kind(*texts: str | None) -> LineKind:
-    """FREIGHT when the item text clearly says freight or shipping, else GOODS."""
-    for text in texts:
-        if text and _FREIGHT.search(text):
-            return LineKind.FREIGHT
-    return LineKind.GOODS
 
 
 def _address(r: _Reader, element: Element | None) -> Address | None:
@@ -333,7 +316,7 @@ def _line(element: Element, position: int, line_tag: str, quantity_tag: str) -> 
         tax_rate=r.decimal(tax, _CBC + "Percent"),
         line_amount=r.required_decimal(element, _CBC + "LineExtensionAmount", what="net amount"),
         po_line_ref=r.text(element, _CAC + "OrderLineReference", _CBC + "LineID"),
-        kind=_line_kind(name, description),
+        kind=line_kind(name, description),
         note=r.joined(element.iterfind(_CBC + "Note")),
     )
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.parsers import ParseError, ParseErrorCode, ParseLimits, parse_document
+from pipelines.canonical import Invoice, SourceFormat
+from pipelines.parsers import (
+    DetectedFormat,
+    ParseError,
+    ParseErrorCode,
+    ParseLimits,
+    parse_document,
+)
 from pipelines.parsers.xml_safety import parse_xml
 
 INVOICE_OPEN = (
@@ -139,14 +146,15 @@ def test_a_pdf_header_is_an_unsupported_format_for_now() -> None:
     assert "PDF" in error.message
 
 
-def test_cii_is_reported_as_detected_but_not_read_yet() -> None:
+def test_cii_is_detected_and_read() -> None:
     data = (
         b'<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:'
         b'CrossIndustryInvoice:100"/>'
     )
-    error = _fails_with(data, ParseErrorCode.UNSUPPORTED_FORMAT)
-    assert "CII" in error.message
-    assert "not read yet" in error.message
+    parsed = parse_document(data)
+    assert parsed.format is DetectedFormat.CII
+    assert isinstance(parsed.document, Invoice)
+    assert parsed.document.source_format is SourceFormat.CII
 
 
 def test_ubl_order_is_an_unsupported_document() -> None:
