@@ -11,6 +11,7 @@ tax 1.00, freight 0, rounding 0.01.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,6 +22,7 @@ import pytest
 from governance.tolerances import Tolerance, TolerancePolicy
 from pipelines.canonical import (
     AllowanceCharge,
+    Claim,
     CreditNote,
     DocumentLine,
     DocumentTotals,
@@ -40,8 +42,12 @@ from pipelines.matching import (
     PriorDocument,
     SupplierRecord,
     ToleranceCheck,
+    classify_line_kind,
+    conversion_factor,
+    find_exact_duplicates,
     match_document,
 )
+from pipelines.matching.uom import conversion_ratio, convert_quantity
 from pipelines.reasons import ReasonCode as R
 
 D = Decimal
@@ -98,7 +104,7 @@ def line(
     item: str | None = None,
     unit: str = "C62",
     ref: str | None = None,
-    rate: str = "20",
+    rate: str | None = "20",
     kind: LineKind = LineKind.GOODS,
     description: str | None = None,
 ) -> DocumentLine:
@@ -109,12 +115,12 @@ def line(
         quantity=D(qty),
         unit_code=unit,
         unit_price=D(price),
-        tax_rate=D(rate),
+        tax_rate=D(rate) if rate is not None else None,
         line_amount=amount,
         po_line_ref=ref,
         kind=kind,
         description=description,
-        tax_category="S",
+        tax_category="S" if rate is not None else None,
     )
 
 
@@ -132,16 +138,42 @@ def invoice(
     tax: str | None = None,
     gross_delta: str = "0",
     line_extension_delta: str = "0",
+    breakdown_tax_delta: str = "0",
     kind: type[SupplierDocument] = Invoice,
     **fields: Any,
 ) -> SupplierDocument:
-    """A document whose totals add up unless a delta says otherwise."""
+    """A document whose totals add up unless a delta says otherwise.
+
+    VAT is one breakdown row per rate (lines and charges without a rate count at 20 %); `tax`
+    overrides the tax of a single-rate document, in the total and in its breakdown row.
+    """
     lines = CLEAN_LINES if lines is None else lines
     charges = charges or []
     line_sum = sum((ln.line_amount for ln in lines), D(0))
     charge_sum = sum((c.amount for c in charges), D(0))
     net = line_sum + charge_sum
-    tax_amount = D(tax) if tax is not None else (net * D("0.20")).quantize(CENT, ROUND_HALF_UP)
+    bases: dict[Decimal, Decimal] = defaultdict(Decimal)
+    for ln in lines:
+        bases[ln.tax_rate if ln.tax_rate is not None else D(20)] += ln.line_amount
+    for c in charges:
+        bases[c.tax_rate if c.tax_rate is not None else D(20)] += c.amount
+    breakdown = [
+        TaxSubtotal(
+            category="S",
+            rate=rate,
+            taxable_amount=base,
+            tax_amount=(base * rate / 100).quantize(CENT, ROUND_HALF_UP),
+        )
+        for rate, base in sorted(bases.items())
+    ]
+    if tax is not None:
+        assert len(breakdown) == 1
+        breakdown[0] = breakdown[0].model_copy(update={"tax_amount": D(tax)})
+    tax_amount = sum((row.tax_amount for row in breakdown), D(0))
+    if breakdown:
+        breakdown[0] = breakdown[0].model_copy(
+            update={"tax_amount": breakdown[0].tax_amount + D(breakdown_tax_delta)}
+        )
     gross = net + tax_amount + D(gross_delta)
     defaults: dict[str, Any] = {
         "number": "INV-0042",
@@ -151,9 +183,7 @@ def invoice(
         "po_reference": "PO-1",
         "lines": lines,
         "allowance_charges": charges,
-        "tax_breakdown": [
-            TaxSubtotal(category="S", rate=D(20), taxable_amount=net, tax_amount=tax_amount)
-        ],
+        "tax_breakdown": breakdown,
         "totals": DocumentTotals(
             line_extension=line_sum + D(line_extension_delta),
             charges=charge_sum,
@@ -183,6 +213,7 @@ class Row:
         default_factory=list
     )
     policy: TolerancePolicy = field(default_factory=TolerancePolicy)
+    match_type: str | None = None  # checked when given
 
 
 OFFICE_TIGHT = TolerancePolicy(
@@ -216,8 +247,59 @@ PRIOR = PriorDocument(
     currency="EUR",
 )
 
+
+def _receipt(number: str, *lines: tuple[str, ...]) -> GoodsReceipt:
+    """A receipt on PO-1: (po line, quantity[, unit]) per line."""
+    return GoodsReceipt(
+        number=number,
+        po_number="PO-1",
+        lines=[
+            GoodsReceiptLine(po_line_no=ln[0], quantity=D(ln[1]), unit_code=(ln[2:] or ("C62",))[0])
+            for ln in lines
+        ],
+    )
+
+
+def _credit(document_id: str, gross: str) -> PriorDocument:
+    """An earlier credit note against invoice 42."""
+    return PriorDocument(
+        document_id=document_id,
+        kind="credit_note",
+        number=f"CN-{document_id}",
+        normalised_number=f"CN{document_id}",
+        issue_date=date(2026, 9, 25),
+        gross=D(gross),
+        currency="EUR",
+        billing_reference="42",
+    )
+
+
+OFFICE_QTY_5 = TolerancePolicy(
+    category_overrides={"office": {ToleranceCheck.QTY_RECEIVED: Tolerance(percent=D(5))}}
+)
+# PO-1 as one line of gloves ordered by the dozen, 2-way.
+PO_DZN = PO.model_copy(
+    update={
+        "lines": [
+            po_line("1", "GLV", "5", "12.00", "office", unit_code="DZN", receipt_required=False)
+        ]
+    }
+)
+# PO-1 as one line of item A ordered in boxes of 6 (an item-specific unit), 2-way.
+PO_BOX = PO.model_copy(
+    update={
+        "lines": [po_line("1", "A", "3", "30.00", "office", unit_code="BX", receipt_required=False)]
+    }
+)
+BOX_OF_6 = {("A", "BX", "C62"): D(6)}
+CREDIT_LINE = line("1", "1", "833.33", ref="1")
+
 ROWS = [
-    Row("clean 3-way match, two receipts on one line, a 2-way service line", invoice()),
+    Row(
+        "clean 3-way match, two receipts on one line, a 2-way service line",
+        invoice(),
+        match_type="3-way",
+    ),
     # Price: expected 100 x 10.00 = 1000.00; allowance min(2 % = 20.00, 100.00) = 20.00.
     Row(
         "price variance just inside (variance == allowance)",
@@ -285,7 +367,7 @@ ROWS = [
         context=ctx(receipts=RECEIPTS[:1]),
         expect=[
             (R.QTY_OVER_RECEIVED, "1", "60", "100", "40"),
-            (R.NO_RECEIPT, "2", "240", "0", "240"),
+            (R.NO_RECEIPT, "2", "0", "240", "240"),
         ],
     ),
     Row(
@@ -498,6 +580,206 @@ ROWS = [
         ),
         expect=[(R.CREDIT_UNMATCHED, None, "1944.00", "3888.00", "1944.00")],
     ),
+    # --- tax: symmetric, one finding per wrong number --------------------------------------
+    # Line 1 at 19 % on 1000.00: 190.00 instead of 200.00 (the document is consistent).
+    Row(
+        "line taxed below the PO rate (tax is symmetric)",
+        invoice([line("1", "100", "10.00", ref="1", rate="19"), *CLEAN_LINES[1:]]),
+        expect=[(R.TAX_MISMATCH, "1", "200.00", "190.00", "-10.00")],
+    ),
+    Row(
+        "stated tax 1.01 off is just outside",
+        invoice(tax="325.01"),
+        expect=[(R.TAX_MISMATCH, None, "324.00", "325.01", "1.01")],
+    ),
+    # Breakdown 324.00, total 326.00, lines 324.00: the total is the wrong number, one finding.
+    Row(
+        "tax total is not the sum of its breakdown (BR-CO-14)",
+        invoice(tax="326.00", breakdown_tax_delta="-2.00"),
+        expect=[(R.TAX_MISMATCH, None, "324.00", "326.00", "2.00")],
+    ),
+    # Lines carry no rate: the breakdown row 1620.00 x 20 % = 324.00 is checked on its own.
+    Row(
+        "lines without rates: each breakdown row is checked (BR-CO-17)",
+        invoice(
+            [
+                line("1", "100", "10.00", ref="1", rate=None),
+                line("2", "240", "0.50", ref="2", rate=None),
+                line("3", "1", "500.00", ref="3", rate=None),
+            ],
+            tax="326.00",
+        ),
+        expect=[(R.TAX_MISMATCH, None, "324.00", "326.00", "2.00")],
+    ),
+    # --- freight -----------------------------------------------------------------------------
+    Row(
+        "a goods line that says shipping is unplanned freight, not an unordered item",
+        invoice([*CLEAN_LINES, line("4", "1", "25.00", description="Shipping costs")]),
+        expect=[(R.FREIGHT_UNPLANNED, None, "0.00", "25.00", "25.00")],
+    ),
+    Row(
+        "'support' is not 'port': an unordered line stays an unordered line",
+        invoice([*CLEAN_LINES, line("4", "2", "80.00", description="Technical support")]),
+        expect=[(R.QTY_OVER_ORDERED, "4", "0", "2", "2")],
+    ),
+    # Freight line 20.00 + document charge 15.00 = 35.00 against 30.00 planned.
+    Row(
+        "freight line and document charge together, 5.00 over plan",
+        invoice(
+            [*CLEAN_LINES, line("4", "1", "20.00", kind=LineKind.FREIGHT, description="Freight")],
+            charges=[FREIGHT_FC.model_copy(update={"amount": D("15.00")})],
+        ),
+        context=ctx(po=PO_WITH_FREIGHT),
+        expect=[(R.FREIGHT_UNPLANNED, None, "30.00", "35.00", "5.00")],
+    ),
+    Row(
+        "supplier override allows 25.00 of unplanned freight",
+        invoice(
+            [*CLEAN_LINES, line("4", "1", "25.00", kind=LineKind.FREIGHT, description="Freight")]
+        ),
+        policy=TolerancePolicy(
+            supplier_overrides={"S1": {ToleranceCheck.FREIGHT: Tolerance(absolute=D("25.00"))}}
+        ),
+    ),
+    # --- quantities, receipts, overrides ---------------------------------------------------
+    # Office category: 5 % of 96 received = 4.80 >= 4 over; of 95 = 4.75 < 5 over.
+    Row(
+        "category override on received quantity: 100 billed on 96 received is inside",
+        invoice(),
+        context=ctx(
+            receipts=(_receipt("GR-1", ("1", "60")), _receipt("GR-2", ("1", "36"), ("2", "240")))
+        ),
+        policy=OFFICE_QTY_5,
+    ),
+    Row(
+        "category override on received quantity: 100 billed on 95 received is outside",
+        invoice(),
+        context=ctx(
+            receipts=(_receipt("GR-1", ("1", "60")), _receipt("GR-2", ("1", "35"), ("2", "240")))
+        ),
+        policy=OFFICE_QTY_5,
+        expect=[(R.QTY_OVER_RECEIVED, "1", "95", "100", "5")],
+    ),
+    Row(
+        "a receipt in dozens counts as pieces",
+        invoice(),
+        context=ctx(receipts=(_receipt("GR-1", ("1", "100"), ("2", "20", "DZN")),)),
+    ),
+    Row(
+        "a receipt in an unknown unit: UoM mismatch, received not compared",
+        invoice(),
+        context=ctx(receipts=(_receipt("GR-1", ("1", "100"), ("2", "24", "BX")),)),
+        expect=[(R.UOM_MISMATCH, None, None, None, None)],
+    ),
+    Row(
+        "pairs convert to dozens exactly: 30 PR == 5 DZN, 2.00 per PR == 12.00 per DZN",
+        invoice([line("1", "30", "2.00", ref="1", unit="PR")]),
+        context=ctx(po=PO_DZN, receipts=()),
+        match_type="2-way",
+    ),
+    Row(
+        "item box of 6, PO in boxes: 18 C62 == 3 BX exactly",
+        invoice([line("1", "18", "5.00", ref="1")]),
+        context=ctx(po=PO_BOX, receipts=(), item_uom_factors=BOX_OF_6),
+    ),
+    Row(
+        "item box of 6, PO in boxes: 21 C62 is half a box over ordered",
+        invoice([line("1", "21", "5.00", ref="1")]),
+        context=ctx(po=PO_BOX, receipts=(), item_uom_factors=BOX_OF_6),
+        # 21 x 5.00 = 105.00 net on a 90.00 PO: over 10 % (9.00) as well.
+        expect=[
+            (R.QTY_OVER_ORDERED, "1", "3", "3.5", "0.5"),
+            (R.AMOUNT_OVER_PO, None, "90.00", "105.00", "15.00"),
+        ],
+    ),
+    Row(
+        "a 2-way line needs no receipt",
+        invoice([CLEAN_LINES[2]]),
+        context=ctx(receipts=()),
+        match_type="2-way",
+    ),
+    Row(
+        "a description below the fuzzy threshold is not paired",
+        invoice(
+            [line("1", "100", "10.00", description="Printer toner cartridge"), *CLEAN_LINES[1:]]
+        ),
+        expect=[(R.QTY_OVER_ORDERED, "1", "0", "100", "100")],
+    ),
+    # --- amount over PO at the edge: allowance min(10 % of 1620.00, 1000.00) = 162.00 -------
+    Row(
+        "amount over PO exactly at the allowance is inside",
+        invoice(),
+        context=ctx(already_invoiced_amount=D("162.00")),
+    ),
+    Row(
+        "amount over PO a cent beyond the allowance",
+        invoice(),
+        context=ctx(already_invoiced_amount=D("162.01")),
+        expect=[(R.AMOUNT_OVER_PO, None, "1620.00", "1782.01", "162.01")],
+    ),
+    # --- vendor and bank details ------------------------------------------------------------
+    Row(
+        "the known IBAN typed in lower case with spaces",
+        invoice(payment=PaymentDetails(iban="de89 3704 0044 0532 0130 00")),
+    ),
+    Row(
+        "no IBAN on file: nothing it could have changed from",
+        invoice(payment=PaymentDetails(iban="LT60 1010 0123 4567 8901")),
+        context=ctx(supplier=replace(SUPPLIER, ibans=())),
+    ),
+    Row(
+        "missing number and issue date: one finding each",
+        invoice(number=None, issue_date=None),
+        expect=[(R.MISSING_DATA, None, None, None, None), (R.MISSING_DATA, None, None, None, None)],
+    ),
+    # --- duplicates ---------------------------------------------------------------------------
+    Row(
+        "a document is never its own duplicate",
+        invoice(),
+        context=ctx(prior_documents=[replace(PRIOR, document_id="42")], document_id="42"),
+    ),
+    Row(
+        "same number and amount but another kind is not a duplicate",
+        invoice(),
+        context=ctx(prior_documents=[replace(PRIOR, kind="credit_note")]),
+    ),
+    # --- credits ------------------------------------------------------------------------------
+    # 150.00 + 30.00 tax = 180.00 credited; 150 pieces would be over ordered on an invoice.
+    Row(
+        "a credit note quoting a PO is not matched against PO quantities",
+        invoice(
+            kind=CreditNote,
+            number="CN-4",
+            billing_reference="42",
+            lines=[line("1", "150", "1.00", ref="1")],
+        ),
+        context=ctx(prior_documents=[PRIOR]),
+        match_type="none",
+    ),
+    Row(
+        "a credit note naming no invoice",
+        invoice(kind=CreditNote, number="CN-5", billing_reference=None),
+        context=ctx(prior_documents=[PRIOR]),
+        expect=[(R.CREDIT_UNMATCHED, None, None, None, None)],
+    ),
+    # This credit is 833.33 + 166.67 = 1000.00; with 944.00 credited before, 1944.00 in all.
+    Row(
+        "credits adding up exactly to the invoice gross",
+        invoice(kind=CreditNote, number="CN-6", billing_reference="INV 42", lines=[CREDIT_LINE]),
+        context=ctx(prior_documents=[PRIOR, _credit("8", "944.00")]),
+    ),
+    Row(
+        "credits a cent over the invoice gross",
+        invoice(kind=CreditNote, number="CN-6", billing_reference="INV 42", lines=[CREDIT_LINE]),
+        context=ctx(prior_documents=[PRIOR, _credit("8", "944.01")]),
+        expect=[(R.CREDIT_UNMATCHED, None, "1944.00", "1944.01", "0.01")],
+    ),
+    Row(
+        "a claim is checked like a credit note",
+        invoice(kind=Claim, number="CL-1", billing_reference="INV-9", lines=[CREDIT_LINE]),
+        context=ctx(prior_documents=[PRIOR]),
+        expect=[(R.CREDIT_UNMATCHED, None, None, None, None)],
+    ),
 ]
 
 
@@ -512,6 +794,10 @@ TOLERANCE_GOVERNED = {
 }
 
 
+def _order(key: tuple[str | None, ...]) -> tuple[str, ...]:
+    return tuple(part or "" for part in key)
+
+
 def _key(f: Any) -> tuple[str, str | None, str | None, str | None, str | None]:
     def num(v: Decimal | None) -> str | None:
         return None if v is None else f"{v:f}"
@@ -522,9 +808,11 @@ def _key(f: Any) -> tuple[str, str | None, str | None, str | None, str | None]:
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_matching_rules(row: Row) -> None:
     result = match_document(row.doc, row.context, row.policy)
-    got = sorted(_key(f) for f in result.findings)
-    want = sorted((code.value, *rest) for code, *rest in row.expect)
+    got = sorted((_key(f) for f in result.findings), key=_order)
+    want = sorted(((code.value, *rest) for code, *rest in row.expect), key=_order)
     assert got == want
+    if row.match_type is not None:
+        assert result.match_type == row.match_type
     for f in result.findings:
         assert f.message
         if (
@@ -577,3 +865,97 @@ def test_duplicate_is_not_also_over_billing() -> None:
         TolerancePolicy(),
     )
     assert [f.code for f in result.findings] == [R.DUPLICATE]
+
+
+def test_missing_data_names_each_field() -> None:
+    doc = invoice(number="  ", issue_date=None, supplier=Party(name=None), lines=[])
+    fields = {
+        f.details["field"]
+        for f in match_document(doc, ctx(), TolerancePolicy()).findings
+        if f.code is R.MISSING_DATA
+    }
+    assert fields == {"number", "issue_date", "supplier_name", "lines"}
+
+
+def test_line_table_for_charges_and_reclassified_freight() -> None:
+    doc = invoice(
+        [
+            *CLEAN_LINES,
+            line("4", "1", "30.00", description="Frachtkosten"),
+            line("5", "1", "-10.00", kind=LineKind.DISCOUNT, description="Rabatt"),
+        ]
+    )
+    result = match_document(doc, ctx(po=PO_WITH_FREIGHT), TolerancePolicy())
+    rows = {r.line_id: r for r in result.lines}
+    assert [r.line_id for r in result.lines] == ["1", "2", "3", "4", "5"]
+    assert (rows["4"].kind, rows["4"].status, rows["4"].po_line_no) == (
+        LineKind.FREIGHT,
+        "charge",
+        "9",
+    )
+    assert (rows["5"].kind, rows["5"].status) == (LineKind.DISCOUNT, "charge")
+    # 30.00 freight as planned; the discount does not count against freight.
+    assert [f.code for f in result.findings] == []
+
+
+def test_unknown_unit_leaves_the_line_unconverted() -> None:
+    doc = invoice([line("1", "10", "100.00", ref="1", unit="BX"), *CLEAN_LINES[1:]])
+    result = match_document(doc, ctx(), TolerancePolicy())
+    row = next(r for r in result.lines if r.line_id == "1")
+    assert (row.status, row.invoiced_qty, row.uom_factor) == ("exception", None, None)
+    (f,) = result.findings
+    assert f.details == {"invoice_unit": "BX", "po_unit": "C62"}
+
+
+@pytest.mark.parametrize(
+    ("description", "kind"),
+    [
+        ("Freight", LineKind.FREIGHT),
+        ("Shipping & handling", LineKind.FREIGHT),
+        ("Versandkosten", LineKind.FREIGHT),
+        ("Fracht", LineKind.FREIGHT),
+        ("Transport", LineKind.FREIGHT),
+        ("Frais de port", LineKind.FREIGHT),
+        ("Port", LineKind.FREIGHT),
+        ("Livraison express", LineKind.FREIGHT),
+        ("Delivery charge", LineKind.FREIGHT),
+        ("Fuel surcharge", LineKind.SURCHARGE),
+        ("Energiezuschlag", LineKind.SURCHARGE),
+        ("Mautgebühr", LineKind.SURCHARGE),
+        ("Technical support", LineKind.GOODS),
+        ("USB-C port hub", LineKind.GOODS),
+        ("Fuel filter", LineKind.GOODS),
+        ("Annual report binder", LineKind.GOODS),
+        ("Delivery note pads", LineKind.GOODS),
+        (None, LineKind.GOODS),
+    ],
+)
+def test_classify_line_kind(description: str | None, kind: LineKind) -> None:
+    assert classify_line_kind(description) is kind
+
+
+def test_unit_conversion() -> None:
+    assert conversion_ratio("PR", "DZN") == (D(2), D(12))
+    assert convert_quantity(D(30), (D(2), D(12))) == D(5)  # 30 x (2 / 12) would not be
+    assert conversion_factor("DZN", "C62") == D(12)
+    assert conversion_factor("EA", "H87") == D(1)
+    assert conversion_factor("KGM", "GRM") == D(1000)
+    assert conversion_factor("MMT", "MTR") == D("0.001")
+    assert conversion_factor("KGM", "LTR") is None  # mass is not volume
+    assert conversion_factor("BX", "C62") is None
+    factors = {("A", "BX", "C62"): D(6)}
+    assert conversion_factor("BX", "C62", "A", factors) == D(6)
+    assert conversion_ratio("C62", "BX", "A", factors) == (D(1), D(6))
+    assert conversion_factor("BX", "C62", "B", factors) is None  # another item
+    assert conversion_factor("BX", "C62", "A", {("A", "BX", "C62"): D(0)}) is None
+
+
+def test_find_exact_duplicates() -> None:
+    doc = invoice()  # INV-0042 of 2026-10-01, gross 1944.00
+    same = replace(PRIOR, gross=D("1944"))  # 1944 == 1944.00 at two decimals
+    assert find_exact_duplicates(doc, "S1", [same], 365) == [same]
+    assert find_exact_duplicates(doc, "S1", [same], 11) == [same]  # 11 days apart: inside
+    assert find_exact_duplicates(doc, "S1", [same], 10) == []
+    assert find_exact_duplicates(doc, None, [same], 365) == []  # no supplier, no key
+    assert find_exact_duplicates(doc, "S1", [replace(same, currency="USD")], 365) == []
+    assert find_exact_duplicates(doc, "S1", [replace(same, normalised_number="43")], 365) == []
