@@ -143,7 +143,7 @@ def ingest(
         items = ((str(path), path.read_bytes()) for path in files)
         for result in ingest_many(
             factory,
-            BlobStore(settings.blobs),
+            BlobStore(settings.blobs, defer_sync=True),
             items,
             actor=Actor("cli", "clerk"),
             channel="cli",

@@ -56,7 +56,7 @@ def run(n: int, world_dir: Path, batch_size: int) -> float:
         factory = make_session_factory(make_engine(url))
         with transaction(factory) as session:
             load_master_data(session, read_master_data(world_dir / "master"), Actor("b", "admin"))
-        blobs = BlobStore(Path(tmp) / "blobs")
+        blobs = BlobStore(Path(tmp) / "blobs", defer_sync=True)
         items = [(f"{i}.xml", data) for i, data in enumerate(documents(n, world_dir))]
         start = time.perf_counter()
         results = list(

@@ -35,7 +35,7 @@ def test_unexpected_failure_is_isolated_and_reported(
     results = list(
         ingest_many(
             factory,
-            BlobStore(tmp_path / "blobs"),
+            BlobStore(tmp_path / "blobs", defer_sync=True),
             [(str(p), p.read_bytes()) for p in files],
             actor=Actor("t", "clerk"),
             channel="test",
@@ -47,3 +47,12 @@ def test_unexpected_failure_is_isolated_and_reported(
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Document)) == 2
         assert session.scalar(select(func.count()).select_from(Case)) == 2
+
+
+def test_deferred_blob_writes_are_durable_after_flush(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", defer_sync=True)
+    first = blobs.put(b"<Invoice/>")
+    assert blobs.put(b"<Invoice/>") == first  # queued once, not twice
+    blobs.flush()
+    assert blobs.read(first) == b"<Invoice/>"
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
