@@ -99,7 +99,7 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
         found = resolve_supplier(vat, iban, doc.supplier, candidates) if exact else None
         if found is not None:
             return next(s for s in exact if s.ref == found.ref)
-    names = masterdata.supplier_names(session)
+    names = masterdata.memo(session, ("names",), lambda: masterdata.supplier_names(session))
     candidates = [SupplierCandidate(ref=ref, name=name) for _, ref, name in names]
     found = resolve_supplier(None, None, doc.supplier, candidates)
     return masterdata.supplier_by_ref(session, found.ref) if found else None
