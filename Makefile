@@ -36,6 +36,7 @@ demo-world: $(STAMP)  ## build the demo world (master data + documents) into dat
 	$(BIN)/python -m training.demo_world --out $(DEMO_DIR)
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
 	$(BIN)/tollgate ingest $(DEMO_DIR)/documents || test $$? -eq 2
+	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
 
 demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
 	$(BIN)/tollgate serve --host 127.0.0.1 --port 8000

@@ -17,6 +17,7 @@ from rich.table import Table
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.blobs import BlobStore
+from app.cases.service import rematch_for_purchase_orders
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
 from app.documents.bulk import BulkResult, ingest_many
@@ -88,14 +89,24 @@ def load_master_data_cmd(
     factory = _session_factory()
     try:
         data = read_master_data(folder)
+        actor = Actor("cli", "admin")
         with transaction(factory) as session:
-            summary = load_master_data(session, data, Actor("cli", "admin"))
+            summary = load_master_data(session, data, actor)
+            # Receipts that arrive settle NO_RECEIPT and quantity findings: match again.
+            changed = rematch_for_purchase_orders(
+                session, summary.affected_purchase_orders, actor=actor
+            )
     except AppError as exc:
         raise _fail(exc) from exc
     table = Table("what", "count", title=f"Loaded {folder}")
-    for key, value in summary.model_dump().items():
+    for key, value in summary.model_dump(exclude={"affected_purchase_orders"}).items():
         table.add_row(key.replace("_", " "), str(value))
+    table.add_row("open cases re-matched", str(len(changed)))
     out.print(table)
+    for case_id, before, after in changed:
+        out.print(
+            f"case {case_id}: {', '.join(before) or 'clean'} -> {', '.join(after) or 'clean'}"
+        )
 
 
 def _collect(paths: list[Path]) -> list[Path]:

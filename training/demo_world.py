@@ -1,8 +1,9 @@
 """A small, deterministic demo world: master data and UBL invoices that exercise every rule.
 
 `python -m training.demo_world --out DIR` writes `DIR/master/*.json` (the format
-`tollgate load-master-data` reads) and `DIR/documents/*.xml` (UBL 2.1), plus one unreadable
-file so the demo shows how intake reports it. Each document is built for one scenario (a clean
+`tollgate load-master-data` reads), `DIR/documents/*.xml` (UBL 2.1) plus one unreadable file so
+the demo shows how intake reports it, and `DIR/late_receipts/` with goods that arrive after
+their invoice (loading it re-matches that case). Each document is built for one scenario (a clean
 match, a price variance, a duplicate, …) and `DIR/scenarios.json` says which reasons it should
 raise. The full synthetic world generator (issue 3) supersedes this for training data.
 """
@@ -101,6 +102,7 @@ class World:
     start: date
     pos: list[PurchaseOrder] = field(default_factory=list)
     receipts: list[GoodsReceipt] = field(default_factory=list)
+    late_receipts: list[GoodsReceipt] = field(default_factory=list)
     documents: list[tuple[str, Invoice | CreditNote, list[str]]] = field(default_factory=list)
     counter: int = 0
 
@@ -455,6 +457,25 @@ def build_world(start: date = date(2026, 9, 1)) -> World:
             ["CREDIT_UNMATCHED"],
         )
 
+    def late_receipt() -> None:
+        po = _po(w, "S-ACME", [q(20), q(10)], 17)
+        lines = [(ln, ln.quantity, ln.unit_price, ln.unit_code) for ln in po.lines]
+        add("late-receipt", _invoice(w, "S-ACME", po, lines, 24), ["NO_RECEIPT"])
+        # The goods arrive after the invoice: loading this receipt re-matches the case clean.
+        w.late_receipts.append(
+            GoodsReceipt(
+                number=f"GR-{7000 + len(w.receipts) + len(w.late_receipts)}",
+                po_number=po.number,
+                receipt_date=w.start + timedelta(days=26),
+                lines=[
+                    GoodsReceiptLine(
+                        po_line_no=ln.line_no, quantity=ln.quantity, unit_code=ln.unit_code
+                    )
+                    for ln in po.lines
+                ],
+            )
+        )
+
     def missing_number() -> None:
         po = _po(w, "S-LUMI", [q(50), q(5)], 16)
         _receive(w, po, [q(50), q(5)], 17)
@@ -481,6 +502,7 @@ def build_world(start: date = date(2026, 9, 1)) -> World:
         tax,
         over_ordered,
         credits,
+        late_receipt,
         missing_number,
     ]
     for scenario in scenarios:
@@ -508,6 +530,10 @@ def write_world(world: World, out: Path) -> None:
     for name, rows in (("purchase_orders", world.pos), ("goods_receipts", world.receipts)):
         payload = [r.model_dump(mode="json") for r in rows]
         (master / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    late = out / "late_receipts"
+    late.mkdir(exist_ok=True)
+    payload = [r.model_dump(mode="json") for r in world.late_receipts]
+    (late / "goods_receipts.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     expected = {}
     for i, (name, doc, reasons) in enumerate(world.documents, start=1):
         filename = f"{i:03d}-{name}.xml"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select
+from sqlalchemy import Select, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
@@ -93,9 +93,9 @@ def suppliers_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Supplier
 
 
 def billed_on_po(
-    session: Session, po_id: int, exclude_case_id: int | None = None
+    session: Session, po_id: int, before_case_id: int | None = None
 ) -> tuple[dict[str, Decimal], Decimal]:
-    """Quantities per PO line (PO unit) and net amount billed against a PO by other cases.
+    """Quantities per PO line (PO unit) and net amount billed against a PO by earlier cases.
 
     Cases that are rejected or flagged as duplicates do not count: they will not be paid.
     """
@@ -117,8 +117,8 @@ def billed_on_po(
             ),
         )
     )
-    if exclude_case_id is not None:
-        query = query.where(Case.id != exclude_case_id)
+    if before_case_id is not None:
+        query = query.where(Case.id < before_case_id)
     quantities: dict[str, Decimal] = {}
     nets: dict[int, Decimal] = {}
     for case_id, kind, net, line_no, qty in session.execute(query):
@@ -127,6 +127,29 @@ def billed_on_po(
         if kind == "invoice" and line_no is not None and qty is not None:
             quantities[line_no] = quantities.get(line_no, Decimal(0)) + qty
     return quantities, sum(nets.values(), Decimal(0))
+
+
+def open_cases_on_pos(session: Session, po_ids: Sequence[int]) -> Sequence[Case]:
+    """Cases not yet decided whose invoice bills one of the POs, oldest first."""
+    if not po_ids:
+        return []
+    return session.scalars(
+        select(Case)
+        .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
+        .where(
+            InvoiceRow.purchase_order_id.in_(po_ids),
+            Case.state.in_([CaseState.NEW.value, CaseState.TRIAGED.value, CaseState.ON_HOLD.value]),
+        )
+        .order_by(Case.id)
+    ).all()
+
+
+def delete_rule_results(session: Session, case_id: int) -> None:
+    """Remove the rule findings and the match table of a case, before it is matched again."""
+    session.execute(
+        delete(FindingRow).where(FindingRow.case_id == case_id, FindingRow.source == "rules")
+    )
+    session.execute(delete(MatchLine).where(MatchLine.case_id == case_id))
 
 
 def add_findings(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from app.audit import repository as audit_repository
@@ -35,7 +36,15 @@ from app.masterdata import repository as masterdata
 from app.masterdata.service import to_canonical_po, to_canonical_receipts
 from governance.routing import DEFAULT_ROUTING, RoutingPolicy, route_case
 from governance.tolerances import DEFAULT_POLICY, TolerancePolicy
-from pipelines.canonical import GoodsReceipt, PurchaseOrder, SupplierDocument
+from pipelines.canonical import (
+    AnySupplierDocument,
+    Claim,
+    CreditNote,
+    GoodsReceipt,
+    Invoice,
+    PurchaseOrder,
+    SupplierDocument,
+)
 from pipelines.findings import Finding
 from pipelines.matching import (
     LineMatch,
@@ -53,6 +62,8 @@ from pipelines.normalise import (
 )
 from pipelines.reasons import ReasonCode
 from pipelines.resolve import SupplierCandidate, resolve_supplier
+
+DOCUMENT_ADAPTER: TypeAdapter[Invoice | CreditNote | Claim] = TypeAdapter(AnySupplierDocument)
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
 
 
 def _prior_documents(
-    session: Session, supplier: Supplier, doc: SupplierDocument
+    session: Session, supplier: Supplier, doc: SupplierDocument, before_invoice_id: int | None
 ) -> list[PriorDocument]:
     numbers = []
     if doc.number:
@@ -116,11 +127,13 @@ def _prior_documents(
         numbers.append(normalise_invoice_number(billing_reference))
     rows: dict[int, InvoiceRow] = {}
     if numbers:
-        for row in documents_repository.supplier_invoices_by_numbers(session, supplier.id, numbers):
+        for row in documents_repository.supplier_invoices_by_numbers(
+            session, supplier.id, numbers, before_invoice_id
+        ):
             rows[row.id] = row
     if billing_reference:
         for row in documents_repository.supplier_credits_for(
-            session, supplier.id, normalise_invoice_number(billing_reference)
+            session, supplier.id, normalise_invoice_number(billing_reference), before_invoice_id
         ):
             rows[row.id] = row
     return [
@@ -157,9 +170,14 @@ def assess(
     policies: CasePolicies,
     *,
     document_id: int | None = None,
-    exclude_case_id: int | None = None,
+    existing: tuple[int, int] | None = None,
 ) -> Assessment:
-    """Resolve supplier and PO, gather receipts and history, and run the 3-way match."""
+    """Resolve supplier and PO, gather receipts and history, and run the 3-way match.
+
+    `existing` is (invoice id, case id) when a stored case is matched again: only what came
+    before it counts as billed before or as an earlier duplicate.
+    """
+    before_invoice, before_case = existing if existing else (None, None)
     supplier = resolve_supplier_row(session, doc)
     po_row = _find_po(session, doc.po_reference)
     po: PurchaseOrder | None = None
@@ -181,14 +199,16 @@ def assess(
             po_row.number,
             {line.id: line.line_no for line in po_row.lines},
         )
-        billed_qty, billed_amount = repository.billed_on_po(session, po_row.id, exclude_case_id)
+        billed_qty, billed_amount = repository.billed_on_po(session, po_row.id, before_case)
     ctx = MatchContext(
         supplier=_record(supplier) if supplier else None,
         po=po,
         receipts=receipts,
         already_invoiced_qty=billed_qty,
         already_invoiced_amount=billed_amount,
-        prior_documents=_prior_documents(session, supplier, doc) if supplier else [],
+        prior_documents=(
+            _prior_documents(session, supplier, doc, before_invoice) if supplier else []
+        ),
         duplicate_window_days=policies.tolerances.duplicate_window_days,
         document_id=str(document_id) if document_id is not None else None,
     )
@@ -236,6 +256,13 @@ def _match_line_values(case_id: int, po_id: int | None, line: LineMatch) -> dict
     }
 
 
+def _store_results(session: Session, case_id: int, po_id: int | None, result: MatchResult) -> None:
+    repository.add_findings(session, [_finding_values(case_id, f) for f in result.findings])
+    repository.add_match_lines(
+        session, [_match_line_values(case_id, po_id, line) for line in result.lines]
+    )
+
+
 def open_case(
     session: Session,
     invoice: InvoiceRow,
@@ -265,11 +292,7 @@ def open_case(
     )
     repository.add(session, case)
     session.flush()
-    repository.add_findings(session, [_finding_values(case.id, f) for f in result.findings])
-    repository.add_match_lines(
-        session,
-        [_match_line_values(case.id, invoice.purchase_order_id, ln) for ln in result.lines],
-    )
+    _store_results(session, case.id, invoice.purchase_order_id, result)
     audit.record(
         session,
         actor,
@@ -386,3 +409,63 @@ def get_case(session: Session, case_id: int) -> CaseDetail:
             for e in audit_repository.events_for(session, "case", str(case.id))
         ],
     )
+
+
+def rematch_for_purchase_orders(
+    session: Session,
+    po_numbers: Sequence[str],
+    *,
+    actor: Actor,
+    policies: CasePolicies | None = None,
+) -> list[tuple[int, list[str], list[str]]]:
+    """Match undecided cases on these POs again (a receipt arrived); return what changed.
+
+    Each entry is (case id, reasons before, reasons after) for cases whose reasons changed.
+    """
+    policies = policies or CasePolicies()
+    po_ids = [
+        row.id for n in po_numbers if (row := masterdata.po_by_number(session, n)) is not None
+    ]
+    changed = []
+    for case in repository.open_cases_on_pos(session, po_ids):
+        invoice = documents_repository.get_invoice(session, case.invoice_id)
+        assert invoice is not None
+        doc = DOCUMENT_ADAPTER.validate_python(invoice.canonical)
+        before = sorted({f.code for f in repository.findings_for(session, [case.id])})
+        assessment = assess(
+            session,
+            doc,
+            policies,
+            document_id=invoice.document_id,
+            existing=(invoice.id, case.id),
+        )
+        after = sorted({f.code.value for f in assessment.result.findings})
+        if after == before:
+            continue
+        repository.delete_rule_results(session, case.id)
+        _store_results(session, case.id, invoice.purchase_order_id, assessment.result)
+        route = route_case(
+            [ReasonCode(c) for c in after],
+            invoice.gross_total,
+            invoice.due_date,
+            utcnow(),
+            policies.routing,
+        )
+        old = {"state": case.state, "queue": case.queue, "reasons": before}
+        case.queue, case.priority = route.queue, route.priority
+        case.required_signatures, case.match_type = (
+            route.required_signatures,
+            assessment.result.match_type,
+        )
+        audit.record(
+            session,
+            actor,
+            "case.rematched",
+            "case",
+            case.id,
+            before=old,
+            after={"state": case.state, "queue": case.queue, "reasons": after},
+        )
+        changed.append((case.id, before, after))
+    session.flush()
+    return changed

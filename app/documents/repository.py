@@ -45,28 +45,36 @@ def list_documents(
 
 
 def supplier_invoices_by_numbers(
-    session: Session, supplier_id: int, normalised_numbers: Sequence[str]
+    session: Session,
+    supplier_id: int,
+    normalised_numbers: Sequence[str],
+    before_invoice_id: int | None = None,
 ) -> Sequence[InvoiceRow]:
     """Stored documents of a supplier with any of the given normalised numbers."""
-    return session.scalars(
-        select(InvoiceRow).where(
-            InvoiceRow.supplier_id == supplier_id,
-            InvoiceRow.normalised_number.in_(normalised_numbers),
-        )
-    ).all()
+    query = select(InvoiceRow).where(
+        InvoiceRow.supplier_id == supplier_id,
+        InvoiceRow.normalised_number.in_(normalised_numbers),
+    )
+    if before_invoice_id is not None:
+        query = query.where(InvoiceRow.id < before_invoice_id)
+    return session.scalars(query).all()
 
 
 def supplier_credits_for(
-    session: Session, supplier_id: int, billing_reference: str
+    session: Session,
+    supplier_id: int,
+    billing_reference: str,
+    before_invoice_id: int | None = None,
 ) -> Sequence[InvoiceRow]:
     """Stored credit notes and claims of a supplier against the same invoice number."""
-    return session.scalars(
-        select(InvoiceRow).where(
-            InvoiceRow.supplier_id == supplier_id,
-            InvoiceRow.kind != "invoice",
-            InvoiceRow.billing_reference == billing_reference,
-        )
-    ).all()
+    query = select(InvoiceRow).where(
+        InvoiceRow.supplier_id == supplier_id,
+        InvoiceRow.kind != "invoice",
+        InvoiceRow.billing_reference == billing_reference,
+    )
+    if before_invoice_id is not None:
+        query = query.where(InvoiceRow.id < before_invoice_id)
+    return session.scalars(query).all()
 
 
 def add(session: Session, row: object) -> None:

@@ -51,3 +51,6 @@ class LoadSummary(BaseModel):
     purchase_orders_updated: int = 0
     receipts_created: int = 0
     receipts_updated: int = 0
+    affected_purchase_orders: list[str] = Field(
+        default_factory=list, description="POs whose lines or receipts this load wrote"
+    )

@@ -165,6 +165,9 @@ def load_master_data(session: Session, data: MasterData, actor: Actor) -> LoadSu
     for receipt in data.goods_receipts:
         _upsert_receipt(session, receipt, summary)
     session.flush()
+    summary.affected_purchase_orders = sorted(
+        {po.number for po in data.purchase_orders} | {r.po_number for r in data.goods_receipts}
+    )
     repository.forget(session)
     audit.record(
         session,

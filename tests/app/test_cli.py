@@ -53,17 +53,21 @@ def test_load_ingest_and_verify(env: Path, demo_dir: Path) -> None:
     # One truncated file in the folder: everything else is read, and the exit code says 2.
     assert result.exit_code == 2
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 27
+    assert len(lines) == 28
     unreadable = [r for r in lines if r["outcome"] == "unreadable"]
     assert [r["error_code"] for r in unreadable] == ["MALFORMED_XML"]
     assert unreadable[0]["source"].endswith("999-truncated-upload.xml")
-    assert sum(r["outcome"] == "new case" for r in lines) == 26
+    assert sum(r["outcome"] == "new case" for r in lines) == 27
 
     again = runner.invoke(
         cli, ["ingest", "--json", str(demo_dir / "documents" / "001-clean-1.xml")]
     )
     assert again.exit_code == 0
     assert json.loads(again.stdout)["outcome"] == "already stored"
+
+    late = runner.invoke(cli, ["load-master-data", str(demo_dir / "late_receipts")])
+    assert late.exit_code == 0, late.output
+    assert "NO_RECEIPT -> clean" in late.output
 
     verified = runner.invoke(cli, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
