@@ -464,7 +464,7 @@ def build_world(start: date = date(2026, 9, 1)) -> World:
         # The goods arrive after the invoice: loading this receipt re-matches the case clean.
         w.late_receipts.append(
             GoodsReceipt(
-                number=f"GR-{7000 + len(w.receipts) + len(w.late_receipts)}",
+                number=f"GR-LATE-{len(w.late_receipts) + 1}",
                 po_number=po.number,
                 receipt_date=w.start + timedelta(days=26),
                 lines=[

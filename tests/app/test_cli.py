@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ def test_load_ingest_and_verify(env: Path, demo_dir: Path) -> None:
     late = runner.invoke(cli, ["load-master-data", str(demo_dir / "late_receipts")])
     assert late.exit_code == 0, late.output
     assert "NO_RECEIPT -> clean" in late.output
+    assert re.search(r"receipts created\W+1\b", late.output)
 
     verified = runner.invoke(cli, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
