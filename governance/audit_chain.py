@@ -69,13 +69,24 @@ class ChainBreak:
     reason: str
 
 
+@dataclass(frozen=True)
+class ChainReport:
+    """What recomputing a chain found, and where the chain ends."""
+
+    breaks: list[ChainBreak]
+    events: int
+    last_seq: int
+    last_hash: str
+
+
 def verify_chain(
     events: Iterable[Mapping[str, Any]], *, start_hash: str = GENESIS_HASH, start_seq: int = 0
-) -> list[ChainBreak]:
-    """Recompute the chain over events ordered by seq; return every break found."""
+) -> ChainReport:
+    """Recompute the chain over events ordered by seq; report every break found."""
     breaks: list[ChainBreak] = []
-    prev_hash, expected_seq = start_hash, start_seq + 1
+    prev_hash, expected_seq, count = start_hash, start_seq + 1, 0
     for event in events:
+        count += 1
         seq = int(event["seq"])
         if seq != expected_seq:
             breaks.append(ChainBreak(seq, f"sequence gap: expected {expected_seq}, found {seq}"))
@@ -84,4 +95,4 @@ def verify_chain(
         if event_hash(event["prev_hash"], event) != event["hash"]:
             breaks.append(ChainBreak(seq, "content does not match its hash"))
         prev_hash, expected_seq = event["hash"], seq + 1
-    return breaks
+    return ChainReport(breaks, count, expected_seq - 1, prev_hash)

@@ -84,19 +84,12 @@ class VerifyReport:
 
 def verify(session: Session) -> VerifyReport:
     """Recompute the whole chain and compare its end with the stored head."""
-    count = 0
-    last_hash, last_seq = None, 0
-
-    def rows() -> Any:
-        nonlocal count, last_hash, last_seq
-        for ev in repository.iter_events(session):
-            count += 1
-            last_hash, last_seq = ev.hash, ev.seq
-            yield {name: getattr(ev, name) for name in (*HASHED_FIELDS, "prev_hash", "hash")}
-
-    breaks = verify_chain(rows())
-    head = repository.chain_head(session)
-    head_matches = (head is None and count == 0) or (
-        head is not None and head.last_seq == last_seq and head.last_hash == last_hash
+    fields = (*HASHED_FIELDS, "prev_hash", "hash")
+    chain = verify_chain(
+        {name: getattr(ev, name) for name in fields} for ev in repository.iter_events(session)
     )
-    return VerifyReport(count, breaks, head_matches)
+    head = repository.chain_head(session)
+    head_matches = (head is None and chain.events == 0) or (
+        head is not None and (head.last_seq, head.last_hash) == (chain.last_seq, chain.last_hash)
+    )
+    return VerifyReport(chain.events, chain.breaks, head_matches)

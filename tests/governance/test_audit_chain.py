@@ -39,26 +39,28 @@ def test_canonical_json_is_stable() -> None:
 
 
 def test_intact_chain_verifies() -> None:
-    assert verify_chain(_chain(10)) == []
+    report = verify_chain(_chain(10))
+    assert report.breaks == []
+    assert (report.events, report.last_seq) == (10, 10)
 
 
 def test_edited_content_is_detected() -> None:
     events = _chain(10)
     events[4]["after"] = {"state": "approved", "amount": "10.00"}
-    assert [b.seq for b in verify_chain(events)] == [5]
+    assert [b.seq for b in verify_chain(events).breaks] == [5]
 
 
 def test_deleted_event_is_detected() -> None:
     events = _chain(10)
     del events[3]
-    breaks = verify_chain(events)
+    breaks = verify_chain(events).breaks
     assert breaks and breaks[0].seq == 5
 
 
 def test_reordered_events_are_detected() -> None:
     events = _chain(10)
     events[2], events[3] = events[3], events[2]
-    assert verify_chain(events)
+    assert verify_chain(events).breaks
 
 
 def test_recomputed_tail_still_breaks_at_the_link() -> None:
@@ -66,4 +68,4 @@ def test_recomputed_tail_still_breaks_at_the_link() -> None:
     events[2]["actor"] = "mallory"
     events[2]["hash"] = event_hash(events[2]["prev_hash"], events[2])
     # Rehashing one row is not enough: the next row still points at the old hash.
-    assert [b.seq for b in verify_chain(events)] == [4]
+    assert [b.seq for b in verify_chain(events).breaks] == [4]
