@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.blobs import BlobStore
@@ -30,7 +31,8 @@ def create_app(
     """Build the app; tests pass their own settings and session factory."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from the package: no CDN at run time.
+    app = FastAPIOffline(
         title="Tollgate",
         version="0.1.0",
         description="Accounts-payable exception triage with a human sign-off gate.",

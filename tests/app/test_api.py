@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +108,17 @@ def test_errors_are_typed_json(client: TestClient) -> None:
     bad = client.get("/api/v1/cases", params={"reason": "NOT_A_REASON"})
     assert bad.status_code == 422
     assert bad.json()["code"] == "INVALID_REQUEST"
+
+
+def test_api_docs_are_served_without_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text and "https://" not in page.text
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', page.text)
+    assert script is not None
+    assert client.get(script.group(1)).status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert "/api/v1/documents" in schema["paths"] and "/api/v1/cases/{case_id}" in schema["paths"]
 
 
 def test_review_pages_render(client: TestClient, demo_dir: Path) -> None:
