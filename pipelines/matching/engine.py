@@ -67,8 +67,9 @@ Choices, so that clerks and auditors can predict the outcome:
   billing on the PO are made as if the original did not exist: its over-billing is the same
   fact as the duplicate, not a second one.
 - Credit notes and claims are checked against the invoice they name (`CREDIT_UNMATCHED` when
-  the reference is missing, names no earlier invoice of the supplier, or the credits against
-  that invoice, earlier ones included, exceed its gross); they are not matched against PO
+  the reference is missing or names no earlier invoice of the supplier; for credit notes also
+  when the credit notes against that invoice, earlier ones included, exceed its gross). A claim
+  asks for more money, not less, so it never counts as a credit. Neither is matched against PO
   quantities, and `match_type` is "none".
 - Money is compared at 2 decimals (ROUND_HALF_UP); quantities exactly.
 """
@@ -416,7 +417,8 @@ class _Matcher:
             return
         original = invoices[0]
         if (
-            original.gross is None
+            self.doc.kind != "credit_note"
+            or original.gross is None
             or self.doc.gross is None
             or (original.currency and self.doc.currency and original.currency != self.doc.currency)
         ):
@@ -426,7 +428,7 @@ class _Matcher:
             (
                 p.gross or Decimal(0)
                 for p in self.ctx.prior_documents
-                if p.kind != "invoice"
+                if p.kind == "credit_note"
                 and p.billing_reference == key
                 and p.document_id != self.ctx.document_id
             ),

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pipelines.canonical import (
     Address,
     AllowanceCharge,
+    Claim,
     CreditNote,
     DocumentLine,
     DocumentTotals,
@@ -35,7 +36,7 @@ from pipelines.canonical import (
 )
 from pipelines.parsers.common import line_kind
 from pipelines.parsers.errors import ParseError, ParseErrorCode
-from pipelines.parsers.ubl import CREDIT_NOTE_TYPE_CODES
+from pipelines.parsers.ubl import CLAIM_TYPE_CODES, CREDIT_NOTE_TYPE_CODES
 
 Element = ET.Element
 
@@ -472,7 +473,7 @@ def _line(syntax: _Syntax, element: Element, position: int) -> DocumentLine:
     )
 
 
-def read_cii(root: Element) -> Invoice | CreditNote:
+def read_cii(root: Element) -> Invoice | CreditNote | Claim:
     """Read a parsed CII CrossIndustryInvoice (or ZUGFeRD 1.0) element into a canonical document."""
     try:
         return _read(root)
@@ -481,7 +482,7 @@ def read_cii(root: Element) -> Invoice | CreditNote:
         raise _invalid_model(exc) from None
 
 
-def _read(root: Element) -> Invoice | CreditNote:
+def _read(root: Element) -> Invoice | CreditNote | Claim:
     syntax = _SYNTAXES.get(root.tag)
     if syntax is None:
         raise ParseError(
@@ -541,6 +542,10 @@ def _read(root: Element) -> Invoice | CreditNote:
     if type_code in CREDIT_NOTE_TYPE_CODES:
         billing = r.text(settlement, "ram:InvoiceReferencedDocument", "ram:IssuerAssignedID")
         return CreditNote(billing_reference=billing, **fields)
+    if type_code in CLAIM_TYPE_CODES:
+        billing = r.text(settlement, "ram:InvoiceReferencedDocument", "ram:IssuerAssignedID")
+        if billing is not None:
+            return Claim(billing_reference=billing, **fields)
     return Invoice(**fields)
 
 

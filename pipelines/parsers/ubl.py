@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pipelines.canonical import (
     Address,
     AllowanceCharge,
+    Claim,
     CreditNote,
     DocumentLine,
     DocumentTotals,
@@ -47,6 +48,9 @@ _PREFIXES = {_CAC: "cac:", _CBC: "cbc:", "{" + NS_INVOICE + "}": "", "{" + NS_CR
 CREDIT_NOTE_TYPE_CODES = frozenset(
     {"81", "83", "261", "262", "296", "308", "381", "396", "420", "458", "532"}
 )
+# A debit note (UNCL1001 383) that names the invoice it adds to is a supplier claim: a request
+# for more money against an earlier invoice (price protection, penalties, returns handling).
+CLAIM_TYPE_CODES = frozenset({"383"})
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 # xsd:date, optionally with a time zone, which a due date does not need.
@@ -321,7 +325,7 @@ def _line(element: Element, position: int, line_tag: str, quantity_tag: str) -> 
     )
 
 
-def read_ubl(root: Element) -> Invoice | CreditNote:
+def read_ubl(root: Element) -> Invoice | CreditNote | Claim:
     """Read a parsed UBL 2.1 Invoice or CreditNote element into a canonical document."""
     try:
         return _read(root)
@@ -330,7 +334,7 @@ def read_ubl(root: Element) -> Invoice | CreditNote:
         raise _invalid_model(exc) from None
 
 
-def _read(root: Element) -> Invoice | CreditNote:
+def _read(root: Element) -> Invoice | CreditNote | Claim:
     if root.tag == "{" + NS_INVOICE + "}Invoice":
         line_tag, quantity_tag, type_tag = "InvoiceLine", "InvoicedQuantity", "InvoiceTypeCode"
     elif root.tag == "{" + NS_CREDIT_NOTE + "}CreditNote":
@@ -382,6 +386,12 @@ def _read(root: Element) -> Invoice | CreditNote:
             root, _CAC + "BillingReference", _CAC + "InvoiceDocumentReference", _CBC + "ID"
         )
         return CreditNote(billing_reference=billing, **fields)
+    if type_code in CLAIM_TYPE_CODES:
+        billing = r.text(
+            root, _CAC + "BillingReference", _CAC + "InvoiceDocumentReference", _CBC + "ID"
+        )
+        if billing is not None:
+            return Claim(billing_reference=billing, **fields)
     return Invoice(**fields)
 
 

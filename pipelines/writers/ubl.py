@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from pipelines.canonical import (
     AllowanceCharge,
+    Claim,
     CreditNote,
     DocumentLine,
     Invoice,
@@ -169,8 +170,12 @@ class _Builder:
             self.add(price, "cbc:BaseQuantity", line.price_base_quantity, unitCode=line.unit_code)
 
 
-def write_ubl(doc: Invoice | CreditNote) -> bytes:
-    """Serialise a canonical invoice or credit note as a UBL 2.1 (PEPPOL BIS 3) document."""
+def write_ubl(doc: Invoice | CreditNote | Claim) -> bytes:
+    """Serialise a canonical invoice, credit note or claim as a UBL 2.1 (PEPPOL BIS 3) document.
+
+    A claim is written as an Invoice with type code 383 (debit note) and a billing reference;
+    its `claim_reason` has no UBL element, so a claim carries its reason in `notes`.
+    """
     credit = isinstance(doc, CreditNote)
     root = ET.Element(
         "CreditNote" if credit else "Invoice",
@@ -192,7 +197,7 @@ def write_ubl(doc: Invoice | CreditNote) -> bytes:
         b.add(root, "cbc:CreditNoteTypeCode", "381")
     else:
         b.text(root, "cbc:DueDate", doc.due_date)
-        b.add(root, "cbc:InvoiceTypeCode", "380")
+        b.add(root, "cbc:InvoiceTypeCode", "383" if isinstance(doc, Claim) else "380")
     for note in doc.notes:
         b.add(root, "cbc:Note", note)
     if not credit:
@@ -201,7 +206,7 @@ def write_ubl(doc: Invoice | CreditNote) -> bytes:
     b.text(root, "cbc:BuyerReference", doc.buyer_reference)
     if doc.po_reference is not None:
         b.add(b.add(root, "cac:OrderReference"), "cbc:ID", doc.po_reference)
-    if isinstance(doc, CreditNote) and doc.billing_reference is not None:
+    if isinstance(doc, CreditNote | Claim) and doc.billing_reference is not None:
         reference = b.add(b.add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
         b.add(reference, "cbc:ID", doc.billing_reference)
     if doc.contract_reference is not None:

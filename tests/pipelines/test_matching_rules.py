@@ -780,6 +780,17 @@ ROWS = [
         context=ctx(prior_documents=[PRIOR]),
         expect=[(R.CREDIT_UNMATCHED, None, None, None, None)],
     ),
+    # A claim asks for more money: it is matched by reference, never counted as a credit.
+    Row(
+        "a claim above the invoice gross names a known invoice: matched",
+        invoice(kind=Claim, number="CL-2", billing_reference="INV 42", lines=[CREDIT_LINE]),
+        context=ctx(prior_documents=[PRIOR, _credit("8", "1500.00")]),
+    ),
+    Row(
+        "an earlier claim does not count towards the credits",
+        invoice(kind=CreditNote, number="CN-7", billing_reference="INV 42", lines=[CREDIT_LINE]),
+        context=ctx(prior_documents=[PRIOR, replace(_credit("9", "944.01"), kind="claim")]),
+    ),
 ]
 
 
