@@ -139,9 +139,10 @@ def test_binary_noise_is_an_unsupported_format() -> None:
     _fails_with(bytes(range(256)) * 4, ParseErrorCode.UNSUPPORTED_FORMAT)
 
 
-def test_a_pdf_header_is_an_unsupported_format_for_now() -> None:
+def test_a_pdf_header_without_a_body_is_a_corrupt_pdf() -> None:
+    # No cross-reference table and no trailer: a PDF reader cannot open it.
     error = _fails_with(
-        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", ParseErrorCode.UNSUPPORTED_FORMAT
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", ParseErrorCode.CORRUPT_PDF
     )
     assert "PDF" in error.message
 
