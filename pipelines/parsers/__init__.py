@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.canonical import Claim, CreditNote, Invoice
+from pipelines.canonical import Claim, CreditNote, Invoice, SourceFormat
 from pipelines.parsers.cii import read_cii
+from pipelines.parsers.csv_invoices import read_csv, read_header
 from pipelines.parsers.detect import (
     UBL_NAMESPACE_PREFIX,
     DetectedFormat,
@@ -13,6 +14,7 @@ from pipelines.parsers.detect import (
     looks_like_xml,
 )
 from pipelines.parsers.errors import ParseError, ParseErrorCode
+from pipelines.parsers.facturx import embedded_xml
 from pipelines.parsers.ubl import read_ubl
 from pipelines.parsers.xml_safety import DEFAULT_MAX_DEPTH, parse_xml
 
@@ -24,6 +26,7 @@ __all__ = [
     "ParsedDocument",
     "detect_format",
     "parse_document",
+    "parse_documents",
 ]
 
 
@@ -33,6 +36,7 @@ class ParseLimits:
 
     max_bytes: int = 20 * 1024 * 1024
     max_xml_depth: int = DEFAULT_MAX_DEPTH
+    max_csv_rows: int = 100_000  # bulk CSV: one row per document line
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,52 @@ class ParsedDocument:
 
 _NOT_READ_YET = {
     DetectedFormat.PDF: "a PDF",
-    DetectedFormat.FACTURX_PDF: "a Factur-X/ZUGFeRD PDF",
-    DetectedFormat.CSV: "a CSV file",
 }
 _NOT_AN_INVOICE = {
     DetectedFormat.UBL_ORDER: "a UBL Order (a purchase order)",
     DetectedFormat.ORDER_X: "an Order-X purchase order",
 }
+
+
+def parse_documents(data: bytes, limits: ParseLimits = ParseLimits()) -> list[ParsedDocument]:
+    """Read every document in `data`: many for a bulk CSV, exactly one for other formats."""
+    if data and len(data) <= limits.max_bytes and detect_format(data) is DetectedFormat.CSV:
+        return _read_csv(data, limits)
+    return [parse_document(data, limits)]
+
+
+def _read_csv(data: bytes, limits: ParseLimits) -> list[ParsedDocument]:
+    if read_header(data) is None:
+        raise ParseError(
+            ParseErrorCode.UNSUPPORTED_FORMAT,
+            "This CSV file does not use Tollgate's bulk CSV columns (document_type, number, ...), "
+            "so it cannot be read. Export it with the documented column set.",
+            detail=str(DetectedFormat.CSV),
+        )
+    documents = read_csv(data, limits)
+    if not documents:
+        raise ParseError(ParseErrorCode.EMPTY, "The CSV file has a header but no documents.")
+    return [ParsedDocument(format=DetectedFormat.CSV, document=doc) for doc in documents]
+
+
+def _read_embedded(name: str, xml: bytes, limits: ParseLimits) -> ParsedDocument:
+    """Read the XML found in a hybrid PDF; errors name the attachment they come from."""
+    try:
+        if not looks_like_xml(xml):
+            raise ParseError(
+                ParseErrorCode.MALFORMED_XML,
+                "The attachment is not XML at all. Ask the supplier to send the invoice again.",
+            )
+        # Only XML reaches parse_document here, so it cannot come back to a PDF (no recursion).
+        parsed = parse_document(xml, limits)
+    except ParseError as exc:
+        raise ParseError(
+            exc.code,
+            f"The XML embedded in this PDF ({name}) cannot be used: {exc.message}",
+            detail=exc.detail or name,
+        ) from None
+    document = parsed.document.model_copy(update={"source_format": SourceFormat.FACTURX})
+    return ParsedDocument(format=DetectedFormat.FACTURX_PDF, document=document)
 
 
 def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
@@ -74,6 +117,21 @@ def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDo
     if detected is DetectedFormat.CII:
         root = parse_xml(data, limits.max_bytes, limits.max_xml_depth)
         return ParsedDocument(format=detected, document=read_cii(root))
+    if detected is DetectedFormat.CSV:
+        parsed = _read_csv(data, limits)
+        if len(parsed) > 1:
+            raise ParseError(
+                ParseErrorCode.UNSUPPORTED_DOCUMENT,
+                f"This CSV file holds {len(parsed)} documents; upload it through bulk intake, "
+                "which reads every document in it.",
+                detail=f"csv:{len(parsed)} documents",
+            )
+        return parsed[0]
+    if detected is DetectedFormat.PDF:
+        # A hybrid PDF (Factur-X, ZUGFeRD, XRechnung) carries the invoice as XML: read that.
+        found = embedded_xml(data, limits)
+        if found is not None:
+            return _read_embedded(*found, limits)
     if detected in _NOT_READ_YET:
         raise ParseError(
             ParseErrorCode.UNSUPPORTED_FORMAT,

@@ -7,12 +7,16 @@ import re
 from enum import StrEnum
 from xml.sax.saxutils import unescape
 
+from pipelines.parsers.csv_invoices import read_header
+
 
 class DetectedFormat(StrEnum):
     """What kind of document a byte string holds."""
 
     PDF = "pdf"
-    FACTURX_PDF = "facturx_pdf"  # PDF with embedded CII/UBL; detected once the PDF reader lands
+    # A PDF with embedded CII/UBL: parse_document reports it; detect_format, which reads no PDF
+    # structure, says PDF.
+    FACTURX_PDF = "facturx_pdf"
     UBL_INVOICE = "ubl_invoice"
     UBL_CREDIT_NOTE = "ubl_credit_note"
     UBL_ORDER = "ubl_order"
@@ -191,6 +195,8 @@ def detect_format(data: bytes) -> DetectedFormat:
         return DetectedFormat.UNKNOWN
     if b"%PDF-" in data[:_PDF_MAGIC_WINDOW]:
         return DetectedFormat.PDF
-    if _looks_like_csv(data):
+    # Tollgate's own bulk CSV columns are decisive even where the generic heuristic hesitates
+    # (a header with a single row, or descriptions spanning lines).
+    if read_header(data) is not None or _looks_like_csv(data):
         return DetectedFormat.CSV
     return DetectedFormat.UNKNOWN

@@ -15,6 +15,13 @@ class ParseErrorCode(StrEnum):
     UNSAFE_XML = "UNSAFE_XML"  # DOCTYPE, entity declaration or external reference
     UNSUPPORTED_DOCUMENT = "UNSUPPORTED_DOCUMENT"  # known syntax, not an invoice or credit note
     INVALID_VALUE = "INVALID_VALUE"
+    ENCRYPTED_PDF = "ENCRYPTED_PDF"  # needs a password to open
+    CORRUPT_PDF = "CORRUPT_PDF"  # starts like a PDF, but its structure cannot be read
+    NO_TEXT_LAYER = "NO_TEXT_LAYER"  # a PDF without text (a scan): needs OCR or manual entry
+    # Raised by the sandbox (pipelines.parsers.sandbox), never by a parser itself:
+    TIMEOUT = "TIMEOUT"  # wall-clock or CPU-time limit reached
+    MEMORY_LIMIT = "MEMORY_LIMIT"  # address-space limit reached
+    PARSER_CRASHED = "PARSER_CRASHED"  # the parsing process died or the parser had a bug
 
 
 class ParseError(Exception):
