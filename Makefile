@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := data/generated/demo
+DEMO_INVOICES ?= 2000
 export TOLLGATE_DATA_DIR ?= $(CURDIR)/data/generated
 
-.PHONY: help install test lint pytest demo demo-world serve bench clean
+.PHONY: help install test lint pytest demo demo-world eval serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,7 +24,7 @@ install: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
 lint: $(STAMP)  ## ruff, mypy, import contracts, migrations in step with the tables
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app governance pipelines
+	$(BIN)/mypy app governance pipelines training models
 	$(BIN)/lint-imports
 	$(BIN)/python -m app.db.check_migrations
 
@@ -32,10 +33,10 @@ pytest: $(STAMP)  ## the test suite only
 
 test: lint pytest  ## install, lint and run the whole suite
 
-demo-world: $(STAMP)  ## build the demo world (master data + documents) into data/generated/demo
-	$(BIN)/python -m training.demo_world --out $(DEMO_DIR)
+demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load and ingest it
+	$(BIN)/tollgate generate --invoices $(DEMO_INVOICES) --seed 7 --out $(DEMO_DIR) --report
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
-	$(BIN)/tollgate ingest $(DEMO_DIR)/documents || test $$? -eq 2
+	$(BIN)/tollgate ingest $(DEMO_DIR)/documents/ubl || test $$? -eq 2
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
 
 demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
@@ -44,8 +45,15 @@ demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8
 serve: $(STAMP)  ## serve whatever the database holds
 	$(BIN)/tollgate serve
 
+eval: $(STAMP)  ## score the rules on a fresh 10,000-invoice world (seed 7); exit 1 below the bar
+	$(BIN)/tollgate generate --invoices 10000 --seed 7 --out data/generated/eval-world --no-pdf
+	$(BIN)/tollgate eval match --world data/generated/eval-world
+
 bench: $(STAMP)  ## run the benchmarks (they print figures)
 	$(BIN)/python bench/ingest_ubl.py --n 1000
+	$(BIN)/python bench/generate_world.py --invoices 10000 --runs 3
+	$(BIN)/python bench/render_pdf.py
+	$(BIN)/python bench/parse_sandbox.py
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data/generated

@@ -35,8 +35,10 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+eval_cli = typer.Typer(help="Evaluate rules and models against ground truth.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(eval_cli, name="eval")
 err = Console(stderr=True)
 out = Console()
 
@@ -184,6 +186,133 @@ def ingest(
             )
     if problems:
         raise typer.Exit(code=2)
+
+
+def _progress(label: str, total: int, disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=disable,
+    )
+
+
+@cli.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the world into")],
+    invoices: Annotated[int, typer.Option(min=1, help="number of invoices")] = 2000,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same world")] = 7,
+    months: Annotated[int, typer.Option(min=1, max=36, help="simulated period")] = 6,
+    start: Annotated[str, typer.Option(help="first day of the period (YYYY-MM-DD)")] = "2026-01-05",
+    languages: Annotated[
+        str, typer.Option(help="comma-separated supplier languages: en, de, fr")
+    ] = "en,de,fr",
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="render PDFs too")] = True,
+    report: Annotated[
+        bool, typer.Option("--report", help="write report.md with plots next to the world")
+    ] = False,
+) -> None:
+    """Generate a synthetic AP world: master data, documents (UBL, PDF, CSV) and ground truth."""
+    from datetime import date
+
+    from training.synth.generator import Generator, WorldConfig
+    from training.synth.output import write_world
+
+    try:
+        config = WorldConfig(
+            invoices=invoices,
+            seed=seed,
+            months=months,
+            start=date.fromisoformat(start),
+            languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
+        )
+        generator = Generator(config)
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".tollgate-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        err.print(f"[red]error[/red] cannot write to {out_dir}: {exc.strerror or exc}")
+        raise typer.Exit(code=2) from exc
+    with _progress("generating", invoices) as progress:
+        task = progress.add_task("generate", total=invoices)
+        world = generator.build(lambda made: progress.update(task, completed=made))
+    with _progress("writing", len(world.documents)) as progress:
+        task = progress.add_task("write", total=len(world.documents))
+        written = write_world(
+            world, out_dir, pdf=pdf, progress=lambda n: progress.update(task, completed=n)
+        )
+    if report:
+        from training.synth.report import write_report
+
+        report_path = write_report(out_dir)
+        err.print(f"report: {report_path}")
+    out.print(
+        f"{written.documents} documents ({written.invoices} invoices, "
+        f"{written.with_exception} with an exception, {written.ambiguous} ambiguous, "
+        f"{written.pdfs} PDFs of which {written.facturx} Factur-X) in {out_dir}"
+    )
+
+
+@eval_cli.command("match")
+def eval_match(
+    world: Annotated[Path, typer.Option("--world", help="a folder made by `tollgate generate`")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="an empty database to use (default: a temporary SQLite file)"),
+    ] = None,
+) -> None:
+    """Ingest a world into a fresh database; score the rules per reason code (exit 1 below 0.99)."""
+    import tempfile
+
+    from app.settings import Settings
+    from training.eval_match import evaluate, read_truth, render
+
+    if not (world / "truth.jsonl").is_file() or not (world / "master").is_dir():
+        err.print(f"[red]error[/red] {world} is not a generated world (no truth.jsonl / master/)")
+        raise typer.Exit(code=2)
+    truth = read_truth(world)
+    files = sorted((world / "documents" / "ubl").glob("*.xml"))
+    with tempfile.TemporaryDirectory(prefix="tollgate-eval-") as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=database_url or "")
+        configure_logging("WARNING", json=False)
+        migrate.upgrade(settings.database_url)
+        factory = make_session_factory(make_engine(settings.database_url))
+        actor = Actor("eval", "admin")
+        try:
+            with transaction(factory) as session:
+                load_master_data(session, read_master_data(world / "master"), actor)
+        except AppError as exc:
+            raise _fail(exc) from exc
+        predicted: dict[str, list[str]] = {}
+        with _progress("ingesting", len(files), disable=as_json) as progress:
+            task = progress.add_task("ingest", total=len(files))
+            items = ((path.stem, path.read_bytes()) for path in files)
+            for result in ingest_many(
+                factory,
+                BlobStore(settings.blobs, defer_sync=True),
+                items,
+                actor=actor,
+                channel="eval",
+                limits=ParseLimits(max_bytes=settings.max_parse_bytes),
+            ):
+                if result.case_id is not None:
+                    predicted[result.source] = result.reasons
+                progress.advance(task)
+    evaluation = evaluate(truth, predicted)
+    if as_json:
+        sys.stdout.write(json.dumps(evaluation.to_json(), indent=1) + "\n")
+    else:
+        out.print(render(evaluation), highlight=False, markup=False)
+    if evaluation.failures():
+        raise typer.Exit(code=1)
 
 
 @audit_cli.command("verify")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -166,7 +166,7 @@ def _invoice(
     world: World,
     ref: str,
     po: PurchaseOrder | None,
-    lines: list[tuple[PurchaseOrderLine | None, Decimal, Decimal, str]],
+    lines: Sequence[tuple[PurchaseOrderLine | None, Decimal, Decimal, str]],
     day: int,
     *,
     charges: list[AllowanceCharge] | None = None,

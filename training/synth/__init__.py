@@ -1,0 +1,1 @@
+"""The synthetic AP world: seeded master data, labelled documents and their review history."""
