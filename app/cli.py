@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -21,12 +22,15 @@ from app.cases.service import rematch_for_purchase_orders
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
 from app.documents.bulk import BulkResult, ingest_many
+from app.documents.parsing import make_parser
 from app.errors import AppError
 from app.logs import configure_logging
 from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
 from app.settings import get_settings
 from pipelines.parsers import ParseLimits
+from pipelines.parsers.csv_invoices import read_header, split_csv
+from pipelines.parsers.errors import ParseError
 
 cli = typer.Typer(
     help="Tollgate: accounts-payable exception triage with a human sign-off gate.",
@@ -129,6 +133,25 @@ def _collect(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _document_items(
+    files: list[Path], limits: ParseLimits, expanded: Callable[[int], None]
+) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) per document: a bulk CSV file gives one item per document it holds."""
+    for path in files:
+        data = path.read_bytes()
+        if path.suffix.lower() == ".csv" and read_header(data) is not None:
+            try:
+                parts = split_csv(data, limits)
+            except ParseError:
+                parts = []  # stored whole, with its typed error, like any unreadable file
+            if len(parts) > 1:
+                expanded(len(parts))
+                for name, part in parts:
+                    yield f"{path}#{name}", part
+                continue
+        yield str(path), data
+
+
 @cli.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (recursive)")],
@@ -144,32 +167,35 @@ def ingest(
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     problems: list[BulkResult] = []
-    with Progress(
-        TextColumn("ingesting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not files,
-    ) as progress:
+    limits = ParseLimits(max_bytes=settings.max_parse_bytes)
+    parser = make_parser(settings)
+    with _progress("ingesting", disable=as_json or not files) as progress:
         task = progress.add_task("ingest", total=len(files))
-        items = ((str(path), path.read_bytes()) for path in files)
-        for result in ingest_many(
-            factory,
-            BlobStore(settings.blobs, defer_sync=True),
-            items,
-            actor=Actor("cli", "clerk"),
-            channel="cli",
-            limits=ParseLimits(max_bytes=settings.max_parse_bytes),
-            batch_size=batch_size,
-        ):
-            outcomes[result.outcome] += 1
-            reasons.update(result.reasons)
-            if result.error_code:
-                problems.append(result)
-            if as_json:
-                sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
-            progress.advance(task)
+
+        def expanded(parts: int) -> None:
+            total = progress.tasks[task].total or 0
+            progress.update(task, total=total + parts - 1)
+
+        try:
+            for result in ingest_many(
+                factory,
+                BlobStore(settings.blobs, defer_sync=True),
+                _document_items(files, limits, expanded),
+                actor=Actor("cli", "clerk"),
+                channel="cli",
+                limits=limits,
+                batch_size=batch_size,
+                parser=parser,
+            ):
+                outcomes[result.outcome] += 1
+                reasons.update(result.reasons)
+                if result.error_code:
+                    problems.append(result)
+                if as_json:
+                    sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
+                progress.advance(task)
+        finally:
+            parser.close()
     if not as_json:
         table = Table("outcome", "documents", title=f"{len(files)} file(s)")
         for kind, count in outcomes.most_common():
@@ -188,7 +214,7 @@ def ingest(
         raise typer.Exit(code=2)
 
 
-def _progress(label: str, total: int, disable: bool = False) -> Progress:
+def _progress(label: str, disable: bool = False) -> Progress:
     return Progress(
         TextColumn(label),
         BarColumn(),
@@ -240,10 +266,10 @@ def generate(
     except OSError as exc:
         err.print(f"[red]error[/red] cannot write to {out_dir}: {exc.strerror or exc}")
         raise typer.Exit(code=2) from exc
-    with _progress("generating", invoices) as progress:
+    with _progress("generating") as progress:
         task = progress.add_task("generate", total=invoices)
         world = generator.build(lambda made: progress.update(task, completed=made))
-    with _progress("writing", len(world.documents)) as progress:
+    with _progress("writing") as progress:
         task = progress.add_task("write", total=len(world.documents))
         written = write_world(
             world, out_dir, pdf=pdf, progress=lambda n: progress.update(task, completed=n)
@@ -292,7 +318,7 @@ def eval_match(
         except AppError as exc:
             raise _fail(exc) from exc
         predicted: dict[str, list[str]] = {}
-        with _progress("ingesting", len(files), disable=as_json) as progress:
+        with _progress("ingesting", disable=as_json) as progress:
             task = progress.add_task("ingest", total=len(files))
             items = ((path.stem, path.read_bytes()) for path in files)
             for result in ingest_many(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.blobs import BlobStore
 from app.db.session import transaction
+from app.documents.parsing import Parser
 from app.settings import Settings
 
 
@@ -29,6 +30,12 @@ def get_blobs(request: Request) -> BlobStore:
     return request.app.state.blobs
 
 
+def get_parser(request: Request) -> Parser:
+    """The document parser (a sandboxed worker pool unless configured otherwise)."""
+    return request.app.state.parser
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+ParserDep = Annotated[Parser, Depends(get_parser)]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.blobs import BlobStore
 from app.cases.router import router as cases_router
 from app.db.session import make_engine, make_session_factory
+from app.documents.parsing import make_parser
 from app.documents.router import router as documents_router
 from app.errors import AppError
 from app.logs import configure_logging
@@ -31,17 +33,26 @@ def create_app(
     """Build the app; tests pass their own settings and session factory."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    parser = make_parser(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        parser.close()  # stop the parsing workers with the service
+
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package: no CDN at run time.
     app = FastAPIOffline(
         title="Tollgate",
         version="0.1.0",
         description="Accounts-payable exception triage with a human sign-off gate.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory or make_session_factory(
         make_engine(settings.database_url)
     )
     app.state.blobs = BlobStore(settings.blobs)
+    app.state.parser = parser
 
     @app.middleware("http")
     async def request_context(

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET
     max_upload_bytes: int = 20 * 1024 * 1024
     max_parse_bytes: int = 20 * 1024 * 1024
+    parse_sandbox: bool = Field(
+        default=True, description="parse uploads in sandboxed worker processes (off: in-process)"
+    )
+    parse_timeout_seconds: float = Field(default=10.0, gt=0, description="wall and CPU time")
+    parse_memory_mib: int = Field(default=512, ge=64, description="address space per worker")
+    parse_workers: int = Field(default=2, ge=1, le=32)
     duplicate_window_days: int = 365
     default_sla_hours: int = 72
     log_level: str = "INFO"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor
 from app.blobs import BlobStore
+from app.documents.parsing import Parser
 from app.documents.service import ingest_bytes
 from pipelines.parsers import ParseLimits
 
@@ -47,13 +48,14 @@ def ingest_many(
     limits: ParseLimits | None = None,
     batch_size: int = 50,
     on_result: Callable[[BulkResult], None] | None = None,
+    parser: Parser | None = None,
 ) -> Iterator[BulkResult]:
     """Ingest (name, bytes) pairs, yielding each result once its batch is committed."""
     pending: list[BulkResult] = []
     session = factory()
     try:
         for name, data in items:
-            pending.append(_one(session, blobs, name, data, actor, channel, limits))
+            pending.append(_one(session, blobs, name, data, actor, channel, limits, parser))
             if len(pending) >= batch_size:
                 blobs.flush()  # the rows about to commit must point at durable bytes
                 session.commit()
@@ -86,6 +88,7 @@ def _one(
     actor: Actor,
     channel: str,
     limits: ParseLimits | None,
+    parser: Parser | None,
 ) -> BulkResult:
     savepoint = session.begin_nested()
     try:
@@ -97,6 +100,7 @@ def _one(
             channel=channel,
             actor=actor,
             limits=limits,
+            parser=parser,
         )
         savepoint.commit()
     except Exception as exc:  # a bug must not cost the rest of the batch

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from app.audit.service import Actor
-from app.deps import BlobsDep, SessionDep, SettingsDep
+from app.deps import BlobsDep, ParserDep, SessionDep, SettingsDep
 from app.documents import repository, service
 from app.documents.schemas import DocumentOut, DocumentPage, IngestResult
 from app.errors import InvalidInput, PayloadTooLarge
@@ -33,6 +33,7 @@ async def upload_document(
     session: SessionDep,
     blobs: BlobsDep,
     settings: SettingsDep,
+    parser: ParserDep,
     response: Response,
     file: Annotated[UploadFile, File(description="invoice, credit note or claim")],
 ) -> IngestResult | JSONResponse:
@@ -54,6 +55,7 @@ async def upload_document(
         channel="api",
         actor=Actor("api", "system"),
         limits=ParseLimits(max_bytes=settings.max_parse_bytes),
+        parser=parser,
     )
     result = IngestResult(
         document=DocumentOut.model_validate(outcome.document, from_attributes=True),

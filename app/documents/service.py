@@ -14,10 +14,11 @@ from app.cases import service as cases
 from app.cases.service import Assessment, CasePolicies
 from app.db.tables import Case, Document, InvoiceRow, ParseStatus
 from app.documents import repository
+from app.documents.parsing import InProcessParser, Parser
 from app.errors import NotFound
 from pipelines.canonical import SupplierDocument
 from pipelines.normalise import normalise_invoice_number
-from pipelines.parsers import ParseLimits, parse_document
+from pipelines.parsers import ParseLimits
 from pipelines.parsers.errors import ParseError
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ def ingest_bytes(
     media_type: str | None = None,
     limits: ParseLimits | None = None,
     policies: CasePolicies | None = None,
+    parser: Parser | None = None,
 ) -> IngestOutcome:
     """Store, read, match and open a case; the same bytes twice give the same document."""
     digest = sha256_hex(data)
@@ -66,7 +68,8 @@ def ingest_bytes(
     )
     repository.add(session, document)
     try:
-        parsed = parse_document(data, limits or ParseLimits())
+        parser = parser or InProcessParser(limits or ParseLimits())
+        parsed = parser(data)
     except ParseError as exc:
         document.parse_status = ParseStatus.FAILED.value
         document.parse_error_code = exc.code.value

@@ -446,3 +446,30 @@ def read_csv(data: bytes, limits: ParseLimits) -> list[Document]:
     for row in _records(_decode(data), limits):
         groups.setdefault(_group_key(row), []).append(row)
     return [_document(rows) for rows in groups.values()]
+
+
+def split_csv(data: bytes, limits: ParseLimits) -> list[tuple[str, bytes]]:
+    """One single-document CSV (the header and that document's rows) per document in `data`.
+
+    Bulk intake stores each document of a file on its own, content-addressed like any upload:
+    the rows are copied as they were, so what is stored is exactly what the supplier sent.
+    Each part is named `<document_type> <number>`.
+    """
+    if len(data) > limits.max_bytes:
+        raise ParseError(
+            ParseErrorCode.TOO_LARGE,
+            f"The CSV file is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes.",
+        )
+    header: list[str] | None = None
+    groups: dict[tuple[str, str, str], list[_Row]] = {}
+    for row in _records(_decode(data), limits):
+        header = header or list(row.cells)
+        groups.setdefault(_group_key(row), []).append(row)
+    parts = []
+    for (document_type, number, _supplier), rows in groups.items():
+        out = io.StringIO(newline="")
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(header or [])
+        writer.writerows([row.cells[name] for name in row.cells] for row in rows)
+        parts.append((f"{document_type} {number}", out.getvalue().encode("utf-8")))
+    return parts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +130,40 @@ def test_review_pages_render(client: TestClient, demo_dir: Path) -> None:
     page = client.get(f"/review/cases/{result['body']['case_id']}")
     assert page.status_code == 200
     assert "Match table" in page.text and "FREIGHT_UNPLANNED" in page.text
+
+
+def test_uploads_are_parsed_in_sandboxed_workers(client: TestClient, demo_dir: Path) -> None:
+    parser = client.app.state.parser  # type: ignore[attr-defined]
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        b"<Invoice>&lol2;</Invoice>"
+    )
+    hostile = client.post("/api/v1/documents", files={"file": ("bomb.xml", bomb, "text/xml")})
+    assert hostile.status_code == 422
+    assert hostile.json()["code"] == "UNSAFE_XML"
+    # The parse ran in a worker process, not in the service's own.
+    assert parser.pool.pids() and os.getpid() not in parser.pool.pids()
+    good = _upload(client, demo_dir / "documents" / "006-price-variance.xml")
+    assert good["status"] == 201
+
+
+def test_a_parse_that_runs_out_of_time_is_stored_with_timeout(
+    loaded: Session, tmp_path: Path, demo_dir: Path
+) -> None:
+    # 8,000 lines take a worker far longer than 50 ms to read: it is killed at its limit.
+    data = (demo_dir / "documents" / "006-price-variance.xml").read_bytes()
+    start, end = data.index(b"<cac:InvoiceLine>"), data.rindex(b"</cac:InvoiceLine>")
+    line = data[start : end + len(b"</cac:InvoiceLine>")]
+    huge = data[:start] + line * 8000 + data[end + len(b"</cac:InvoiceLine>") :]
+    settings = Settings(
+        environment="test", data_dir=tmp_path, database_url="sqlite://", parse_timeout_seconds=0.05
+    )
+    app = create_app(settings, session_factory=lambda: loaded)  # type: ignore[arg-type]
+    with TestClient(app) as c:
+        response = c.post("/api/v1/documents", files={"file": ("huge.xml", huge, "text/xml")})
+        assert response.status_code == 422
+        assert response.json()["code"] == "TIMEOUT"
+        assert c.get("/healthz").status_code == 200
+        stored = c.get("/api/v1/documents", params={"status": "failed"}).json()
+        assert [d["parse_error_code"] for d in stored["items"]] == ["TIMEOUT"]

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-import app.documents.service as intake
 from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory
 from app.db.tables import Case, Document
 from app.documents.bulk import ingest_many
+from app.documents.parsing import InProcessParser
+from pipelines.parsers import ParsedDocument, ParseLimits
 
 
-def test_unexpected_failure_is_isolated_and_reported(
-    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_failure_is_isolated_and_reported(tmp_path: Path, demo_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bulk.db'}"
     migrate.upgrade(url)
     factory = make_session_factory(make_engine(url))
     files = sorted((demo_dir / "documents").glob("00[1-3]*.xml"))
     poison = files[1].read_bytes()
-    real_parse = intake.parse_document
 
-    def parse(data: bytes, limits: object) -> object:
-        if data == poison:
-            raise RuntimeError("simulated bug")
-        return real_parse(data, limits)  # type: ignore[arg-type]
+    class BuggyParser(InProcessParser):
+        def __call__(self, data: bytes) -> ParsedDocument:
+            if data == poison:
+                raise RuntimeError("simulated bug")
+            return super().__call__(data)
 
-    monkeypatch.setattr(intake, "parse_document", parse)
     results = list(
         ingest_many(
             factory,
@@ -40,6 +37,7 @@ def test_unexpected_failure_is_isolated_and_reported(
             actor=Actor("t", "clerk"),
             channel="test",
             batch_size=2,
+            parser=BuggyParser(ParseLimits()),
         )
     )
     assert [r.outcome for r in results] == ["new case", "failed", "new case"]

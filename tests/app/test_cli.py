@@ -91,3 +91,22 @@ def test_installed_script_runs() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "load-master-data" in result.stdout
+
+
+def test_ingest_reads_every_document_of_a_bulk_csv(env: Path, demo_dir: Path) -> None:
+    from pipelines.writers.csv_invoices import write_csv
+    from training.demo_world import build_world
+
+    documents = [doc for _name, doc, _expect in build_world().documents if doc.number]
+    path = env / "batch.csv"
+    path.write_bytes(write_csv(documents))
+    assert runner.invoke(cli, ["load-master-data", str(demo_dir / "master")]).exit_code == 0
+    result = runner.invoke(cli, ["ingest", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == len(documents) > 20
+    assert {r["outcome"] for r in lines} == {"new case"}
+    assert lines[0]["source"] == f"{path}#{documents[0].kind} {documents[0].number}"
+    # The same file again: every part is already stored (content-addressed, per document).
+    again = runner.invoke(cli, ["ingest", "--json", str(path)])
+    assert {json.loads(x)["outcome"] for x in again.stdout.splitlines()} == {"already stored"}

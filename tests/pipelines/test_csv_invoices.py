@@ -21,7 +21,7 @@ from pipelines.canonical import (
     SourceFormat,
 )
 from pipelines.parsers import ParseLimits, parse_document, parse_documents
-from pipelines.parsers.csv_invoices import COLUMNS, read_csv
+from pipelines.parsers.csv_invoices import COLUMNS, read_csv, split_csv
 from pipelines.parsers.detect import DetectedFormat, detect_format
 from pipelines.parsers.errors import ParseError, ParseErrorCode
 from pipelines.writers.csv_invoices import write_csv
@@ -141,6 +141,23 @@ def test_round_trip_gives_back_the_documents() -> None:
     assert data.decode("utf-8").splitlines()[0] == ",".join(COLUMNS)
     assert b"\r\n" in data and not data.startswith(b"\xef\xbb\xbf")
     assert read_csv(data, LIMITS) == originals
+
+
+def test_split_gives_one_readable_csv_per_document() -> None:
+    originals = _samples()
+    rows = list(csv.reader(io.StringIO(write_csv(originals).decode())))
+    semicolons = io.StringIO()
+    csv.writer(semicolons, delimiter=";").writerows(rows)
+    # Semicolons on input: the parts are written back in the standard comma form.
+    parts = split_csv(semicolons.getvalue().encode(), LIMITS)
+    assert [name for name, _ in parts] == [f"{d.kind} {d.number}" for d in originals]
+    assert [parse_document(part).document for _, part in parts] == originals
+
+
+def test_split_refuses_what_read_refuses() -> None:
+    with pytest.raises(ParseError) as caught:
+        split_csv(b"document_type,number,colour\ninvoice,1,red\n", LIMITS)
+    assert caught.value.code is ParseErrorCode.INVALID_VALUE
 
 
 def test_decimal_precision_survives_as_written() -> None:
