@@ -11,8 +11,9 @@ Choices, so that clerks and auditors can predict the outcome:
   freight (billed more, higher price); a cheaper invoice is not held. Balance (EN 16931 BR-CO)
   and tax checks are symmetric: totals that do not add up, or VAT at the wrong rate, are wrong
   whichever way they miss (too little VAT costs the buyer its input-tax deduction).
-- Header. One `MISSING_DATA` per missing field (number, issue date, currency, supplier name,
-  gross total, lines). `BANK_DETAILS_CHANGED` when the document's IBAN (normalised) is not one
+- Header. One `MISSING_DATA` per missing field, with the EN 16931 rule that requires it: number
+  (BR-02), issue date (BR-03), currency (BR-05), supplier name (BR-06), gross total (BR-13),
+  at least one line (BR-16). `BANK_DETAILS_CHANGED` when the document's IBAN (normalised) is not one
   of the supplier's, and the supplier has any on file (with none on file there is nothing it
   could have changed from; resolution and onboarding handle that). `INVALID_PO` when the quoted
   PO is unknown or belongs to another supplier; then no PO checks run. `CURRENCY_MISMATCH`
@@ -215,24 +216,29 @@ class _Matcher:
 
     def missing_data(self) -> None:
         doc = self.doc
-        required: dict[str, object] = {
-            "number": doc.number,
-            "issue_date": doc.issue_date,
-            "currency": doc.currency,
-            "supplier_name": doc.supplier.name,
-            "gross_total": doc.gross,
-        }
-        labels = {"issue_date": "issue date", "supplier_name": "supplier name"}
-        for name, value in required.items():
+        # field, label, value, the EN 16931 rule that requires it
+        required: list[tuple[str, str, object, str]] = [
+            ("number", "invoice number", doc.number, "BR-02"),
+            ("issue_date", "issue date", doc.issue_date, "BR-03"),
+            ("currency", "currency", doc.currency, "BR-05"),
+            ("supplier_name", "supplier name", doc.supplier.name, "BR-06"),
+            ("gross_total", "gross total", doc.gross, "BR-13"),
+        ]
+        for name, label, value, rule in required:
             if value is None or (isinstance(value, str) and not value.strip()):
-                label = labels.get(name, name.replace("_", " "))
                 self.add(
                     R.MISSING_DATA,
-                    f"The {label} is missing or unreadable.",
+                    f"The {label} is missing or unreadable ({rule}).",
                     details={"field": name},
+                    rule_id=rule,
                 )
         if not doc.lines:
-            self.add(R.MISSING_DATA, "The document has no lines.", details={"field": "lines"})
+            self.add(
+                R.MISSING_DATA,
+                "The document has no lines (BR-16).",
+                details={"field": "lines"},
+                rule_id="BR-16",
+            )
 
     def vendor(self) -> None:
         supplier = self.ctx.supplier

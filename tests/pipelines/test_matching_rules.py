@@ -881,11 +881,16 @@ def test_duplicate_is_not_also_over_billing() -> None:
 def test_missing_data_names_each_field() -> None:
     doc = invoice(number="  ", issue_date=None, supplier=Party(name=None), lines=[])
     fields = {
-        f.details["field"]
+        (f.details["field"], f.rule_id)
         for f in match_document(doc, ctx(), TolerancePolicy()).findings
         if f.code is R.MISSING_DATA
     }
-    assert fields == {"number", "issue_date", "supplier_name", "lines"}
+    assert fields == {
+        ("number", "BR-02"),
+        ("issue_date", "BR-03"),
+        ("supplier_name", "BR-06"),
+        ("lines", "BR-16"),
+    }
 
 
 def test_line_table_for_charges_and_reclassified_freight() -> None:
