@@ -100,6 +100,8 @@ class DocumentLine(Canonical):
     tax_category: str | None = None  # UNCL5305: S, Z, E, AE, K, G, O, L, M
     tax_rate: Decimal | None = None  # percent, e.g. 19
     line_amount: Decimal  # net, after line allowances and charges
+    allowances: Decimal = Decimal(0)  # sum of BG-27 line allowances (BT-136), positive
+    charges: Decimal = Decimal(0)  # sum of BG-28 line charges (BT-141), positive
     po_line_ref: str | None = None
     kind: LineKind = LineKind.GOODS
     note: str | None = None

@@ -24,7 +24,11 @@ Choices, so that clerks and auditors can predict the outcome:
   to BT-106), BR-CO-11/12 (document allowances/charges sum to BT-107/108), BR-CO-13 (net =
   lines - allowances + charges), BR-CO-15 (gross = net + tax), BR-CO-16 (payable = gross -
   prepaid + rounding); each within the ROUNDING tolerance. Only totals the document states
-  are checked (a missing total is `MISSING_DATA` or simply absent, not unbalanced).
+  are checked (a missing total is `MISSING_DATA` or simply absent, not unbalanced). Each line
+  is checked too, rule id BT-131 with the line id: its net amount must equal quantity x net
+  price / price base quantity (BT-149) - line allowances (BG-27) + line charges (BG-28), the
+  expected value rounded half up to cents as EN 16931 line amounts are, within the same
+  ROUNDING tolerance; one finding per wrong line.
 - Tax (`TAX_MISMATCH`, TAX tolerance). First BR-CO-14: the tax total must equal the sum of the
   VAT breakdown. When it does (or one of them is absent), the declared tax is compared with
   the tax the lines imply: net amounts (lines, document charges minus allowances) summed per
@@ -282,6 +286,31 @@ class _Matcher:
                     resolved,
                     rule_id=rule,
                 )
+        for line, expected in self.line_checks():
+            off, resolved = _off(money(expected), money(line.line_amount), tol)
+            if off:
+                self.money_finding(
+                    R.NOT_BALANCED,
+                    f"Line {line.line_id}: net amount {money(line.line_amount)} stated, "
+                    f"{money(expected)} by quantity x price - allowances + charges.",
+                    money(expected),
+                    money(line.line_amount),
+                    resolved,
+                    rule_id="BT-131",
+                    line_id=line.line_id,
+                )
+
+    def line_checks(self) -> list[tuple[DocumentLine, Decimal]]:
+        """(line, expected BT-131) for each line: quantity x net price - allowances + charges."""
+        return [
+            (
+                line,
+                line.quantity * _per_unit(line.unit_price, line.price_base_quantity)
+                - line.allowances
+                + line.charges,
+            )
+            for line in self.doc.lines
+        ]
 
     def totals_checks(self) -> list[tuple[str, str, Decimal | None, Decimal | None]]:
         """(rule id, label, expected, stated) for each EN 16931 total the document states."""

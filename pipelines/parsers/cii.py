@@ -455,6 +455,10 @@ def _line(syntax: _Syntax, element: Element, position: int) -> DocumentLine:
         if not syntax.legacy or quantity == 0:
             raise r.missing(price_names, "net unit price")
         unit_price = line_amount / quantity
+    # BG-27/BG-28; the price-level AppliedTradeAllowanceCharge (BT-147) is already in BT-146.
+    adjustments = [
+        _allowance_charge(r, e) for e in r.all(settlement, "ram:SpecifiedTradeAllowanceCharge")
+    ]
     return DocumentLine(
         line_id=line_id,
         item_id=r.text(product, "ram:SellerAssignedID"),
@@ -467,6 +471,8 @@ def _line(syntax: _Syntax, element: Element, position: int) -> DocumentLine:
         tax_category=r.text(tax, "ram:CategoryCode"),
         tax_rate=r.decimal(tax, "ram:RateApplicablePercent"),
         line_amount=line_amount,
+        allowances=sum((a.amount for a in adjustments if not a.is_charge), Decimal(0)),
+        charges=sum((a.amount for a in adjustments if a.is_charge), Decimal(0)),
         po_line_ref=r.text(agreement, "ram:BuyerOrderReferencedDocument", "ram:LineID"),
         kind=line_kind(name, description),
         note="\n".join(_notes(r, r.all(document, "ram:IncludedNote"))) or None,

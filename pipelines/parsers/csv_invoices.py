@@ -35,6 +35,10 @@ be left out; unknown columns are refused so a misspelt header never silently dro
 | `unit_price`        | net price per `price_base_quantity` units                          |
 | `price_base_quantity` | default 1                                                        |
 | `line_amount`       | net line amount; for charge/allowance rows, their amount           |
+| `line_allowances`   | lines: sum of the line's allowances (BG-27), already deducted in   |
+|                     | `line_amount`; default 0                                           |
+| `line_charges`      | lines: sum of the line's charges (BG-28), already added in         |
+|                     | `line_amount`; default 0                                           |
 | `reason_code`       | charge/allowance rows: UNCL7161 / UNCL5189 code (`FC` = freight)   |
 | `tax_category`      | UNCL5305 code (S, Z, E, AE, ...)                                   |
 | `tax_rate`          | percent, e.g. `19`                                                 |
@@ -118,6 +122,8 @@ ROW_COLUMNS: tuple[str, ...] = (
     "unit_price",
     "price_base_quantity",
     "line_amount",
+    "line_allowances",
+    "line_charges",
     "reason_code",
     "tax_category",
     "tax_rate",
@@ -332,6 +338,8 @@ def _line(row: _Row) -> DocumentLine:
         "quantity": row.required_decimal("quantity"),
         "unit_price": row.required_decimal("unit_price"),
         "line_amount": row.required_decimal("line_amount"),
+        "allowances": row.decimal("line_allowances") or Decimal(0),
+        "charges": row.decimal("line_charges") or Decimal(0),
         "tax_category": row.text("tax_category"),
         "tax_rate": row.decimal("tax_rate"),
         "kind": LineKind(kind_text) if kind_text else line_kind(description, row.text("item_id")),

@@ -307,6 +307,9 @@ def _line(element: Element, position: int, line_tag: str, quantity_tag: str) -> 
     price = element.find(_CAC + "Price")
     base_quantity = r.decimal(price, _CBC + "BaseQuantity")
     unit_code = quantity_element.get("unitCode") if quantity_element is not None else None
+    # BG-27/BG-28 are the line's own cac:AllowanceCharge children; a cac:Price/AllowanceCharge
+    # is the item price discount (BT-147), already netted into the unit price.
+    adjustments = [_allowance_charge(r, e) for e in element.iterfind(_CAC + "AllowanceCharge")]
     return DocumentLine(
         line_id=line_id,
         item_id=r.text(item, _CAC + "SellersItemIdentification", _CBC + "ID"),
@@ -319,6 +322,8 @@ def _line(element: Element, position: int, line_tag: str, quantity_tag: str) -> 
         tax_category=r.text(tax, _CBC + "ID"),
         tax_rate=r.decimal(tax, _CBC + "Percent"),
         line_amount=r.required_decimal(element, _CBC + "LineExtensionAmount", what="net amount"),
+        allowances=sum((a.amount for a in adjustments if not a.is_charge), Decimal(0)),
+        charges=sum((a.amount for a in adjustments if a.is_charge), Decimal(0)),
         po_line_ref=r.text(element, _CAC + "OrderLineReference", _CBC + "LineID"),
         kind=line_kind(name, description),
         note=r.joined(element.iterfind(_CBC + "Note")),

@@ -194,6 +194,14 @@ class _Builder:
         quantity.set("unitCode", line.unit_code)
         settlement = _add(element, "ram:SpecifiedLineTradeSettlement")
         self.tax(settlement, "ram:ApplicableTradeTax", line.tax_category, line.tax_rate)
+        # BG-27/BG-28 follow the line tax and precede the summation (D16B sequence); the
+        # canonical line holds only the sums, so each sign is written once.
+        for is_charge, amount in ((False, line.allowances), (True, line.charges)):
+            if amount != 0:
+                adjustment = _add(settlement, "ram:SpecifiedTradeAllowanceCharge")
+                indicator = _add(adjustment, "ram:ChargeIndicator")
+                _add(indicator, "udt:Indicator", "true" if is_charge else "false")
+                _add(adjustment, "ram:ActualAmount", amount)
         summation = _add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
         _add(summation, "ram:LineTotalAmount", line.line_amount)
 

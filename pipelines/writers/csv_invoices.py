@@ -70,6 +70,9 @@ def _line(line: DocumentLine) -> dict[str, Cell]:
         "unit_price": line.unit_price,
         "price_base_quantity": line.price_base_quantity,
         "line_amount": line.line_amount,
+        # Zero is left empty: the reader's default, and most lines have neither.
+        "line_allowances": line.allowances or None,
+        "line_charges": line.charges or None,
         "tax_category": line.tax_category,
         "tax_rate": line.tax_rate,
         "kind": line.kind.value,

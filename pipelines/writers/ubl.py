@@ -156,6 +156,13 @@ class _Builder:
         self.amount(element, "cbc:LineExtensionAmount", line.line_amount)
         if line.po_line_ref is not None:
             self.add(self.add(element, "cac:OrderLineReference"), "cbc:LineID", line.po_line_ref)
+        # BG-27/BG-28 sit between OrderLineReference and Item; the canonical line holds only
+        # the sums, so each sign is written once (no reason: the canonical line has none).
+        for is_charge, amount in ((False, line.allowances), (True, line.charges)):
+            if amount != 0:
+                adjustment = self.add(element, "cac:AllowanceCharge")
+                self.add(adjustment, "cbc:ChargeIndicator", "true" if is_charge else "false")
+                self.amount(adjustment, "cbc:Amount", amount)
         item = self.add(element, "cac:Item")
         self.text(item, "cbc:Name", line.description)
         if line.buyer_item_id is not None:
