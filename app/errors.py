@@ -61,3 +61,17 @@ class PayloadTooLarge(AppError):
 
     status_code = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthorized(AppError):
+    """Nobody is logged in, or the credentials are wrong."""
+
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(AppError):
+    """The caller is known but may not do this (role, limit, segregation of duties)."""
+
+    status_code = 403
+    code = "FORBIDDEN"

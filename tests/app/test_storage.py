@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -97,6 +99,12 @@ def test_audit_chain_verifies_and_detects_an_edit(session: Session) -> None:
     session.flush()
     report = audit.verify(session)
     assert report.ok and report.events == 5
+    if session.get_bind().dialect.name == "postgresql":
+        # The database refuses edits to the log; an attacker with the owner's rights can turn
+        # the guard off (inside this test's transaction, rolled back), and the chain still tells.
+        with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+            session.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="x"))
+        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
     session.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="mallory"))
     session.expire_all()
     report = audit.verify(session)

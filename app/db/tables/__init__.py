@@ -11,21 +11,37 @@ from app.db.tables.masterdata import (
     Supplier,
     SupplierBankAccount,
 )
+from app.db.tables.reviews import (
+    Decision,
+    DecisionAction,
+    ErpPosting,
+    FeedbackKind,
+    PostingState,
+    User,
+    UserSession,
+)
 
 __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Case",
     "CaseState",
+    "Decision",
+    "DecisionAction",
     "Document",
+    "ErpPosting",
+    "FeedbackKind",
     "FindingRow",
     "GoodsReceiptRow",
     "InvoiceRow",
     "MatchLine",
     "ParseStatus",
+    "PostingState",
     "PurchaseOrderLineRow",
     "PurchaseOrderRow",
     "ReceiptLineRow",
     "Supplier",
     "SupplierBankAccount",
+    "User",
+    "UserSession",
 ]

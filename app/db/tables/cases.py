@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigId, ExactDecimal, IdMixin, TimestampMixin, UTCDateTime, utcnow
@@ -40,6 +40,12 @@ class Case(IdMixin, TimestampMixin, Base):
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     match_type: Mapped[str | None] = mapped_column(String(8))
     required_signatures: Mapped[int] = mapped_column(Integer, default=1)
+    # The claim: who works on the case now, proven by a token, until the lease expires.
+    claimed_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Chosen for the controller's audit queue (5 % of clean sign-offs, deterministic per case).
+    audit_sampled: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
