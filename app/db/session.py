@@ -26,7 +26,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock at BEGIN. A deferred transaction that reads and then writes
+    # deadlocks against another one doing the same (SQLite answers "database is locked" at once
+    # rather than wait), which is every request here: look up the user, then claim or decide.
+    # With WAL, readers are never blocked; writers queue behind busy_timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
