@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigId, ExactDecimal, IdMixin, TimestampMixin, UTCDateTime, utcnow
@@ -49,6 +49,18 @@ class Case(IdMixin, TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # The queue order, over open cases only: claim-next walks it and stops at the first
+        # unclaimed row instead of sorting every open case on each claim.
+        Index(
+            "ix_cases_queue_order",
+            priority.desc(),
+            sla_due_at,
+            "id",
+            postgresql_where=state.in_(("new", "triaged", "in_review", "on_hold")),
+            sqlite_where=state.in_(("new", "triaged", "in_review", "on_hold")),
+        ),
+    )
 
 
 class FindingRow(IdMixin, Base):
