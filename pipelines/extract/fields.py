@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from itertools import product
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from pipelines.canonical import DocumentTotals, Invoice, Party, PaymentDetails, SourceFormat
 from pipelines.extract.lexicon import (
@@ -30,6 +31,7 @@ from pipelines.extract.lexicon import (
     SELLER_HEADINGS,
     Label,
     compiled_labels,
+    screen,
 )
 from pipelines.extract.numbers import find_amounts, find_dates, looks_month_first
 from pipelines.extract.text import Cell, Line, PdfText, read_pdf_text
@@ -148,6 +150,7 @@ class _Candidate:
     span: str
     label: str | None = None
     order: int = 0  # line index, for "first in the document" tie-breaks
+    at: int = -1  # line index the value itself was read from, when known
 
 
 def extract_pdf(
@@ -171,15 +174,17 @@ def extract_text(
     labels = compiled_labels(dict(hint.labels) if hint else None)
     candidates: list[_Candidate] = []
     candidates += _labelled(lines, labels, month_first)
-    candidates += _shapes(lines)
+    buyer = _Blocks(lines)
+    candidates += _shapes(lines, buyer)
     candidates += _row_sums(lines)
     candidates += _first_date(lines, month_first)
-    candidates += _suppliers(lines, known_suppliers)
+    candidates += _suppliers(lines, known_suppliers, buyer)
     chosen: dict[str, ExtractedField] = {}
     by_field: dict[str, list[_Candidate]] = defaultdict(list)
     for c in candidates:
         by_field[c.field].append(c)
     _boost_dates_on_number_line(by_field)
+    _drop_dates_taken_by_due_labels(by_field)
     for name in FIELDS:
         if name in AMOUNT_FIELDS:
             continue
@@ -198,11 +203,25 @@ def _boost_dates_on_number_line(by_field: dict[str, list[_Candidate]]) -> None:
     best = _key(numbers[0][1].value)
     lines_of_number = {c.order for c in by_field["invoice_number"] if _key(c.value) == best}
     by_field["issue_date"] = [
-        _Candidate(c.field, c.value, c.score + 0.4, c.page, c.span, c.label, c.order)
-        if c.order in lines_of_number
-        else c
+        replace(c, score=c.score + 0.4) if c.order in lines_of_number else c
         for c in by_field.get("issue_date", [])
     ]
+
+
+def _drop_dates_taken_by_due_labels(by_field: dict[str, list[_Candidate]]) -> None:
+    """An unlabelled "first date" that a due-date label already reads is not the issue date.
+
+    Without this, a document that prints no issue date gets its due date as the issue date.
+    """
+    taken = {
+        (c.at, _key(c.value)) for c in by_field.get("due_date", []) if c.label and c.score >= 0.5
+    }
+    if taken:
+        by_field["issue_date"] = [
+            c
+            for c in by_field.get("issue_date", [])
+            if c.label is not None or (c.order, _key(c.value)) not in taken
+        ]
 
 
 # --- labels and layout -------------------------------------------------------------------
@@ -216,8 +235,21 @@ class _Hit:
     text: str
 
 
-def _hits(text: str, labels: list[Label]) -> list[_Hit]:
+# Lexicon matches per cell text: label cells ("Invoice no", "Net Total") repeat across documents.
+_HIT_CACHE: dict[str, tuple[_Hit, ...]] = {}
+
+
+def _hits(text: str, labels: list[Label], any_label: re.Pattern[str] | None = None) -> list[_Hit]:
     """Non-overlapping label matches in a text; longer (then learned, then stronger) wins."""
+    # One alternation answers "is there any label here?" in one scan; most cells (values, names,
+    # addresses) hold none, and trying ~130 patterns one by one on each was the hot spot.
+    if any_label is not None and not any_label.search(text):
+        return []
+    # Only the lexicon alone is cached: learned labels come last, so the last one tells.
+    cacheable = bool(labels) and not labels[-1].learned
+    cached = _HIT_CACHE.get(text) if cacheable else None
+    if cached is not None:
+        return list(cached)
     found = [
         _Hit(label, m.start(), m.end(), m.group(0))
         for label in labels
@@ -230,6 +262,10 @@ def _hits(text: str, labels: list[Label]) -> list[_Hit]:
         if all(hit.end <= k.start or hit.start >= k.end for k in kept):
             kept.append(hit)
     kept.sort(key=lambda h: h.start)
+    if cacheable:
+        if len(_HIT_CACHE) > 50_000:
+            _HIT_CACHE.clear()  # a bound, not an LRU: the cache only saves time
+        _HIT_CACHE[text] = tuple(kept)
     return kept
 
 
@@ -244,15 +280,15 @@ def _cells_above(lines: Sequence[Line], index: int, cell: Cell) -> Cell | None:
     return None
 
 
-def _below(lines: Sequence[Line], index: int, cell: Cell, depth: int = 2) -> list[Cell]:
-    """Cells in the next lines whose left edge sits under the label (column layout)."""
-    out: list[Cell] = []
-    for line in lines[index + 1 : index + 1 + depth]:
+def _below(lines: Sequence[Line], index: int, cell: Cell, depth: int = 2) -> list[tuple[int, Cell]]:
+    """Cells (with their line index) in the next lines under the label (column layout)."""
+    out: list[tuple[int, Cell]] = []
+    for k, line in enumerate(lines[index + 1 : index + 1 + depth], start=index + 1):
         if line.page != cell.page or cell.y - line.y > 4 * cell.size:
             break
         for other in line.cells:
             if cell.x - 25 <= other.x <= max(cell.right, cell.x + 60) + 25:
-                out.append(other)
+                out.append((k, other))
                 break
     return out
 
@@ -261,9 +297,20 @@ def _labelled(lines: Sequence[Line], labels: list[Label], month_first: bool) -> 
     """Candidates from lexicon labels: the value after the label, right of it, or below it."""
     out: list[_Candidate] = []
     hits_per_cell: dict[tuple[int, int], list[_Hit]] = {}
+    any_label = screen(labels)
     for i, line in enumerate(lines):
         for j, cell in enumerate(line.cells):
-            hits_per_cell[(i, j)] = _hits(cell.text, labels)
+            hits_per_cell[(i, j)] = _hits(cell.text, labels, any_label)
+    for i, line in enumerate(lines):
+        for j, cell in enumerate(line.cells):
+            hits = hits_per_cell[(i, j)]
+            if len(hits) == 1 and hits[0].start == 0 and _PREFIXED.fullmatch(cell.text.strip()):
+                # "PO 00000074" under (or right of) a "PO" label is that label's value, not a
+                # label of its own followed by "00000074".
+                heads = [line.cells[j - 1] if j else None, _cells_above(lines, i, cell)]
+                head_hits = [h for c in heads if c is not None for h in _hits(c.text, labels)]
+                if any(h.label.field == hits[0].label.field for h in head_hits):
+                    hits_per_cell[(i, j)] = []
     for i, line in enumerate(lines):
         for j, cell in enumerate(line.cells):
             hits = hits_per_cell[(i, j)]
@@ -271,22 +318,28 @@ def _labelled(lines: Sequence[Line], labels: list[Label], month_first: bool) -> 
                 if hit.label.field == "_blocker":
                     continue
                 stop = hits[k + 1].start if k + 1 < len(hits) else len(cell.text)
-                sources: list[tuple[str, float, int]] = [
-                    (cell.text[hit.end : stop], 1.0, line.page)
+                sources: list[tuple[str, float, int, int]] = [
+                    (cell.text[hit.end : stop], 1.0, line.page, i)
                 ]
                 if stop == len(cell.text):
                     for step, nxt in enumerate(line.cells[j + 1 : j + 3]):
                         nxt_hits = hits_per_cell[(i, j + 1 + step)]
-                        if nxt_hits and nxt_hits[0].start < 3:
+                        # A cell opening with another label ends the search, unless that label
+                        # names the same field: then it is the value's prefix ("PO 00000037").
+                        if (
+                            nxt_hits
+                            and nxt_hits[0].start < 3
+                            and nxt_hits[0].label.field != hit.label.field
+                        ):
                             break
-                        sources.append((nxt.text, 0.95 - 0.3 * step, line.page))
+                        sources.append((nxt.text, 0.95 - 0.3 * step, line.page, i))
                     # Weak, generic labels ("date", "invoice") look below only as column heads.
                     before, after = cell.text[: hit.start], cell.text[hit.end :]
                     alone = not before.strip(" :#") and not after.strip(" :#")
                     if hit.label.weight >= 0.6 or alone:
-                        for step, below in enumerate(_below(lines, i, cell)):
-                            sources.append((below.text, 0.8 - 0.25 * step, below.page))
-                for source, factor, page in sources:
+                        for step, (row, below) in enumerate(_below(lines, i, cell)):
+                            sources.append((below.text, 0.8 - 0.25 * step, below.page, row))
+                for source, factor, page, at in sources:
                     parsed = _parse(hit.label.field, source, month_first)
                     for value, span, quality in parsed:
                         out.append(
@@ -298,6 +351,7 @@ def _labelled(lines: Sequence[Line], labels: list[Label], month_first: bool) -> 
                                 span,
                                 hit.text,
                                 i,
+                                at,
                             )
                         )
                     if parsed:
@@ -311,6 +365,7 @@ _FILLER = re.compile(
 # Text layers without spaces glue the date to the number: "R8765vom06.08.2018".
 _GLUED = re.compile(r"(.*?\d)(?:vom|von|du|of|dated)\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.\-]*[A-Za-z0-9]|\d")
+_PREFIXED = re.compile(r"[A-Z]{1,4} \d[A-Za-z0-9/_.\-]*[A-Za-z0-9]")
 _BASE = re.compile(r"(?:\bon|\bauf|\bsur|\bof)\s*[€$£]?\s*-?\d[\d.,' ]*\s*(?:€|eur)?", re.I)
 _WORDS = {"page", "seite", "date", "datum", "summary", "details", "du", "vom", "von", "de"}
 
@@ -344,6 +399,10 @@ def _parse(name: str, source: str, month_first: bool) -> list[tuple[Value, str, 
         return out
     if name in ("invoice_number", "po_reference"):
         rest = _FILLER.sub("", text)
+        prefixed = _PREFIXED.fullmatch(rest)
+        if prefixed:
+            # A short capital prefix set apart from the digits ("PO 00000037") is one value.
+            return [(prefixed.group(0), prefixed.group(0), 1.0)]
         m = _TOKEN.match(rest)
         if not m:
             return []
@@ -406,8 +465,11 @@ def _iban_in(text: str) -> str | None:
     return None
 
 
+_CODES = re.compile(rf"(?<![A-Za-z])({'|'.join(CURRENCY_CODES)})(?![A-Za-z])")
+
+
 def _currency_in(text: str) -> str | None:
-    m = re.search(rf"(?<![A-Za-z])({'|'.join(CURRENCY_CODES)})(?![A-Za-z])", text)
+    m = _CODES.search(text)
     if m:
         return m.group(1)
     for symbol, code in CURRENCY_SYMBOLS.items():
@@ -422,10 +484,9 @@ def _currency_in(text: str) -> str | None:
     return None
 
 
-def _shapes(lines: Sequence[Line]) -> list[_Candidate]:
+def _shapes(lines: Sequence[Line], buyer: _Blocks) -> list[_Candidate]:
     """Candidates from value shapes alone: IBANs, VAT ids, currencies next to amounts."""
     out: list[_Candidate] = []
-    buyer = _Blocks(lines)
     for i, line in enumerate(lines):
         joined = line.text
         iban = _iban_in(joined)
@@ -447,7 +508,7 @@ def _shapes(lines: Sequence[Line]) -> list[_Candidate]:
                 code = _currency_in(cell.text)
                 if code:
                     out.append(_Candidate("currency", code, 0.15, line.page, cell.text, None, i))
-        for m in re.finditer(rf"(?<![A-Za-z])({'|'.join(CURRENCY_CODES)})(?![A-Za-z])", joined):
+        for m in _CODES.finditer(joined):
             out.append(_Candidate("currency", m.group(1), 0.12, line.page, joined[:60], None, i))
     return out
 
@@ -476,12 +537,7 @@ def _row_sums(lines: Sequence[Line]) -> list[_Candidate]:
             abs(c.value) for c in out if c.field == "gross_total" and isinstance(c.value, Decimal)
         )
         sum_rows = {c.order for c in out if c.field == "gross_total" and c.value == top}
-        out = [
-            _Candidate(c.field, c.value, c.score + 0.15, c.page, c.span, c.label, c.order)
-            if c.order in sum_rows
-            else c
-            for c in out
-        ]
+        out = [replace(c, score=c.score + 0.15) if c.order in sum_rows else c for c in out]
     return out
 
 
@@ -510,6 +566,10 @@ _TITLES = re.compile(
 )
 
 
+# Postcodes in a one-line sender address: DE/FR/NL digits, or UK "LS3 4BT" / "PH66 9TF".
+_POSTCODE = re.compile(r"\d{4,5}|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
+
+
 class _Blocks:
     """Cells under a buyer (or other non-seller) heading: same column, the next few lines."""
 
@@ -536,10 +596,51 @@ def _clean_name(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" ,:;-\u2013")
 
 
-def _suppliers(lines: Sequence[Line], known: Sequence[str]) -> list[_Candidate]:
+class _KnownNames:
+    """Vendor-master names, squashed once, fuzzily matched against printed texts in C loops."""
+
+    CUTOFF = 88
+
+    def __init__(self, known: Sequence[str]) -> None:
+        self.names = [name for name in known if name.strip()]
+        self.squashed = [_squash(name) for name in self.names]
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for index, squashed in enumerate(self.squashed):
+            by_length[len(squashed)].append(index)
+        self.by_length = {n: (idx, [self.squashed[k] for k in idx]) for n, idx in by_length.items()}
+
+    def matches(self, text: str, segments: Sequence[str]) -> list[tuple[str, float]]:
+        """Known names (with the best ratio) matching the text, a segment or the text's start."""
+        if not self.names:
+            return []
+        whole = _squash(text)
+        best: dict[int, float] = {}
+        for variant in [whole, *(_squash(s) for s in segments)]:
+            for _, score, k in process.extract(
+                variant, self.squashed, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, limit=None
+            ):
+                best[k] = max(best.get(k, 0.0), score)
+        # The name may run on into the address in one cell: compare with the text's start.
+        for length, (indices, names) in self.by_length.items():
+            if len(whole) <= length:
+                continue
+            for _, score, pos in process.extract(
+                whole[:length], names, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, limit=None
+            ):
+                k = indices[pos]
+                best[k] = max(best.get(k, 0.0), score)
+        return [(self.names[k], score) for k, score in sorted(best.items())]
+
+
+@lru_cache(maxsize=4)
+def _known_names(known: tuple[str, ...]) -> _KnownNames:
+    # One vendor master serves many documents: squash and index its names once.
+    return _KnownNames(known)
+
+
+def _suppliers(lines: Sequence[Line], known: Sequence[str], buyer: _Blocks) -> list[_Candidate]:
     out: list[_Candidate] = []
-    buyer = _Blocks(lines)
-    known_norm = [(name, _squash(name)) for name in known if name.strip()]
+    known_index = _known_names(tuple(known))
     seller_block: set[int] = set()
     for i, line in enumerate(lines):
         if any(_SELLER.match(c.text) and len(c.text) < 40 for c in line.cells):
@@ -552,16 +653,11 @@ def _suppliers(lines: Sequence[Line], known: Sequence[str]) -> list[_Candidate]:
                 # A legal form set apart from the name ("MUSTERLIEFERANT   GMBH").
                 text = _clean_name(line.cells[position - 1].text + " " + text)
             segments = [_clean_name(s) for s in _SENDER_SEP.split(text) if s.strip()]
-            for name, squashed in known_norm:
-                best = max(
-                    [fuzz.ratio(squashed, _squash(s)) for s in [text, *segments]]
-                    + [fuzz.ratio(squashed, _squash(text)[: len(squashed)])]
-                )
-                if best >= 88:
-                    # Master data spells the name as the ERP knows it: that beats the print.
-                    score = 0.3 + best / 100 - (0.6 if in_buyer else 0)
-                    out.append(_Candidate("supplier_name", name, score, line.page, text, None, i))
-            if len(segments) >= 3 and re.search(r"\d{4,5}", text) and i < 60:
+            for name, best in known_index.matches(text, segments):
+                # Master data spells the name as the ERP knows it: that beats the print.
+                score = 0.3 + best / 100 - (0.6 if in_buyer else 0)
+                out.append(_Candidate("supplier_name", name, score, line.page, text, None, i))
+            if len(segments) >= 3 and _POSTCODE.search(text) and i < 60:
                 first = segments[0]
                 if 2 <= len(first) <= 60 and not re.search(r"\d{3,}|:", first):
                     out.append(_Candidate("supplier_name", first, 0.9, line.page, text, None, i))
@@ -649,6 +745,10 @@ def _vat_block_heads(lines: Sequence[Line], buyer: _Blocks) -> list[_Candidate]:
                     top = match
             for k, head in reversed(block):
                 text = _clean_name(head.text)
+                segments = [s for s in _SENDER_SEP.split(text) if s.strip()]
+                if len(segments) >= 3:
+                    # A one-line sender address above the window: its first part is the name.
+                    text = _clean_name(segments[0])
                 if (
                     not buyer.holds(k, head)
                     and ":" not in text

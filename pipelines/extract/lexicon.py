@@ -8,7 +8,9 @@ match wins, so `Total HT` (net) beats `Total` (gross) and `Subtotal` never reads
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 FIELDS = (
     "supplier_name",
@@ -36,7 +38,12 @@ LABELS: dict[str, list[tuple[str, float]]] = {
         (rf"facture\s*{_NO}", 1.0),
         (rf"{_NO}\s*(?:de\s+)?facture", 1.0),
         (r"factuurnummer|factuur\s*nr\.?", 1.0),
-        (rf"(?:credit\s*note|gutschrift|avoir)\s*{_NO}?", 0.8),
+        # The document number of credit notes and debit notes ("Gutschriftsnummer", "N° d'avoir");
+        # the bare title word ("Avoir", "Gutschrift") is as weak a label as "Invoice".
+        (rf"(?:credit\s*note|debit\s*note|gutschrift|avoir)\s*{_NO}", 1.0),
+        (r"credit\s*note|debit\s*note|gutschrift|avoir|belastungsanzeige", 0.45),
+        (r"gutschrifts?-?(?:nummer|nr\.?)", 1.0),
+        (rf"{_NO}\s*(?:d['\u2019]\s*avoir|de\s*note(?:\s*de\s*d[ée]bit)?)", 1.0),
         (r"belegnummer|beleg[- ]nr\.?|document\s*no\.?", 0.8),
         (r"invoice|rechnung|facture|factuur|handelsrechnung", 0.45),
     ],
@@ -86,9 +93,11 @@ LABELS: dict[str, list[tuple[str, float]]] = {
     ],
     "net_total": [
         (
-            r"sub\s*-?\s*total|net\s*total|total\s*net|net\s*amount|total\s*excl\.?(?:uding)?\s*(?:vat|tax)",
+            r"net\s*total|total\s*net|net\s*amount|total\s*excl\.?(?:uding)?\s*(?:vat|tax)",
             1.0,
         ),
+        # A subtotal is the net only until discounts, freight or surcharges follow it.
+        (r"sub\s*-?\s*total", 0.9),
         (r"amount\s*(?:excl\.?|before)\s*(?:vat|tax)|untaxed\s*amount", 1.0),
         (r"nettobetrag|rechnungssumme\s*(?:netto|ohne\s*ust\.?)|nettosumme|summe\s*netto", 1.0),
         (r"positionen\s*netto|gesamt\s*netto|netto", 0.6),
@@ -98,6 +107,7 @@ LABELS: dict[str, list[tuple[str, float]]] = {
     "tax_total": [
         (r"total\s*(?:vat|tax)|vat\s*total|tax\s*total|(?:vat|tax)\s*amount|sales\s*tax", 1.0),
         (r"ust\.?\s*gesamt|steuerbetrag|mwst\.?\s*betrag|umsatzsteuer\s*gesamt|summe\s*mwst", 1.0),
+        (r"umsatzsteuer|mehrwertsteuer|mwst\.?\s*gesamt", 0.9),
         (r"total\s*tva|montant\s*(?:de\s*la\s*)?tva", 1.0),
         (r"btw\s*bedrag|totaal\s*btw", 1.0),
         (
@@ -133,6 +143,7 @@ BLOCKERS: list[str] = [
     # Column headers ("price excl. VAT") and references to other invoices.
     r"ohne\s*(?:mwst|ust)\.?|hors\s*taxes?|(?:prijs|price|preis)\s*(?:incl|excl|inkl|exkl)\.?\s*(?:btw|vat|mwst)",
     r"(?:n[°º]\s*de\s*|date\s*de\s*)?facture\s*(?:associ[ée]e|li[ée]e)|related\s*invoice|original\s*invoice",
+    r"facture\s*d['\u2019]\s*origine|zu\s*rechnung|(?:bezug|zur)\s*rechnung",
 ]
 
 SELLER_HEADINGS = (
@@ -140,7 +151,8 @@ SELLER_HEADINGS = (
     r"service\s*provider"
 )
 BUYER_HEADINGS = (
-    r"käufer|rechnungsempfänger|leistungsempfänger|bill\s*to|billing\s*address|ship\s*to|"
+    r"käufer|rechnungsempfänger|leistungsempfänger|bill(?:ed)?\s*-?\s*to|billing\s*address|"
+    r"ship(?:ped)?\s*-?\s*to|invoiced\s*to|factur[ée]\s*[àa]|"
     r"shipping\s*address|invoice\s*to|adresse\s*du\s*client|client|kunde|factuuradres|"
     r"afleveradres|buyer|customer|sold\s*to|warenempfänger|destinataire|"
     # Other parties whose blocks also carry names, VAT ids and IBANs.
@@ -190,6 +202,7 @@ class Label:
     pattern: re.Pattern[str]
     weight: float
     learned: bool = False
+    source: str = ""  # the pattern without its word boundaries, for `screen`
 
 
 def _compile(text: str) -> re.Pattern[str]:
@@ -197,14 +210,32 @@ def _compile(text: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![^\W\d_])(?:{text})(?![^\W\d_])", re.IGNORECASE)
 
 
-def compiled_labels(extra: dict[str, str] | None = None) -> list[Label]:
-    """The lexicon as compiled labels, plus learned label texts (label -> field) boosted."""
+@cache
+def _screen(sources: tuple[str, ...]) -> re.Pattern[str]:
+    return _compile("|".join(f"(?:{s})" for s in sources))
+
+
+def screen(labels: Sequence[Label]) -> re.Pattern[str]:
+    """One pattern matching wherever any of the labels matches (a cheap test before each one)."""
+    return _screen(tuple(label.source for label in labels))
+
+
+@cache
+def _base_labels() -> tuple[Label, ...]:
+    # Compiled once per process: building ~120 patterns per document cost more than using them.
     out = [
-        Label(field, _compile(pattern), weight)
+        Label(field, _compile(pattern), weight, source=pattern)
         for field, entries in LABELS.items()
         for pattern, weight in entries
     ]
-    out.extend(Label("_blocker", _compile(p), 1.0) for p in BLOCKERS)
+    out.extend(Label("_blocker", _compile(p), 1.0, source=p) for p in BLOCKERS)
+    return tuple(out)
+
+
+def compiled_labels(extra: dict[str, str] | None = None) -> list[Label]:
+    """The lexicon as compiled labels, plus learned label texts (label -> field) boosted."""
+    out = list(_base_labels())
     for text, field in (extra or {}).items():
-        out.append(Label(field, _compile(re.escape(text.strip().rstrip(":"))), 1.3, learned=True))
+        escaped = re.escape(text.strip().rstrip(":"))
+        out.append(Label(field, _compile(escaped), 1.3, learned=True, source=escaped))
     return out

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 # A number with optional thousands groups (".", ",", " ", "'", thin spaces) and decimal part.
 _AMOUNT = re.compile(
@@ -82,6 +83,12 @@ class Found:
 
 def find_amounts(text: str) -> list[Found]:
     """All amounts in a text; bare integers count too (the caller weighs them lower)."""
+    return list(_amounts(text))
+
+
+@lru_cache(maxsize=8192)
+def _amounts(text: str) -> tuple[Found, ...]:
+    # Cached: each line and cell is searched for amounts by several rules in turn.
     out: list[Found] = []
     for m in _AMOUNT.finditer(text):
         raw = m.group(0).strip()
@@ -89,7 +96,7 @@ def find_amounts(text: str) -> list[Found]:
         if value is not None:
             start = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
             out.append(Found(value, start, m.end(), raw))
-    return out
+    return tuple(out)
 
 
 MONTHS: dict[str, int] = {}
