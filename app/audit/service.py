@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.audit import repository
 from app.db.base import utcnow
 from governance.audit_chain import (
+    GENESIS_HASH,
     HASHED_FIELDS,
     ChainBreak,
     event_hash,
@@ -75,21 +76,63 @@ class VerifyReport:
     events: int
     breaks: list[ChainBreak]
     head_matches: bool
+    # None without a checkpoint; else whether the event at its seq still has its hash.
+    checkpoint_matches: bool | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every event verifies and the head points at the last one."""
-        return not self.breaks and self.head_matches
+        """True when every event verifies, the head points at the last one, and the
+        checkpoint (if given) still holds."""
+        return not self.breaks and self.head_matches and self.checkpoint_matches is not False
 
 
-def verify(session: Session) -> VerifyReport:
-    """Recompute the whole chain and compare its end with the stored head."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain head at some moment, kept outside the database (`seq:hash`)."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Read `seq:hash` as printed by `tollgate audit checkpoint`."""
+        seq, sep, digest = text.strip().partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            raise ValueError("a checkpoint looks like 1234:<64 hex digits>")
+        return cls(int(seq), digest.lower())
+
+
+def checkpoint(session: Session) -> Checkpoint:
+    """The current head of the chain, to store somewhere the database's owner cannot write."""
+    head = repository.chain_head(session)
+    return Checkpoint(head.last_seq, head.last_hash) if head else Checkpoint(0, GENESIS_HASH)
+
+
+def verify(session: Session, at: Checkpoint | None = None) -> VerifyReport:
+    """Recompute the whole chain and compare its end with the stored head (and a checkpoint).
+
+    A chain rewritten from some event onwards, hashes and head recomputed, verifies on its own;
+    only a checkpoint taken before the rewrite and kept elsewhere shows it.
+    """
     fields = (*HASHED_FIELDS, "prev_hash", "hash")
-    chain = verify_chain(
-        {name: getattr(ev, name) for name in fields} for ev in repository.iter_events(session)
-    )
+    seen: dict[int, str] = {}
+
+    def events() -> Iterator[dict[str, Any]]:
+        for ev in repository.iter_events(session):
+            row = {name: getattr(ev, name) for name in fields}
+            if at is not None and row["seq"] == at.seq:
+                seen[at.seq] = row["hash"]
+            yield row
+
+    chain = verify_chain(events())
     head = repository.chain_head(session)
     head_matches = (head is None and chain.events == 0) or (
         head is not None and (head.last_seq, head.last_hash) == (chain.last_seq, chain.last_hash)
     )
-    return VerifyReport(chain.events, chain.breaks, head_matches)
+    matches = None
+    if at is not None:
+        matches = (at.seq == 0 and at.hash == GENESIS_HASH) or seen.get(at.seq) == at.hash
+    return VerifyReport(chain.events, chain.breaks, head_matches, matches)
