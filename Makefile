@@ -24,7 +24,7 @@ install: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
 lint: $(STAMP)  ## ruff, mypy, import contracts, migrations in step with the tables
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app governance pipelines training models
+	$(BIN)/mypy app review_ui governance pipelines training models
 	$(BIN)/lint-imports
 	$(BIN)/python -m app.db.check_migrations
 

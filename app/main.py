@@ -21,10 +21,39 @@ from app.documents.router import router as documents_router
 from app.errors import AppError
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
+from review_ui.router import install as install_review_ui
 from review_ui.router import router as review_router
 from review_ui.router import static_files
 
 log = structlog.get_logger(__name__)
+
+# No inline script or style anywhere in Tollgate's own pages: the review UI's JS is static files.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+# The offline Swagger UI and ReDoc pages start themselves with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str, headers: dict[str, str]) -> dict[str, str]:
+    """The security headers of a response to `path` (existing values win)."""
+    wanted = {
+        "Content-Security-Policy": DOCS_CSP if path.startswith(DOCS_PATHS) else CSP,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if path.startswith("/review"):
+        # Review pages show who holds what and carry CSRF tokens: never from a cache.
+        wanted["Cache-Control"] = "no-store"
+    return {k: v for k, v in wanted.items() if k.lower() not in headers}
 
 
 def create_app(
@@ -63,8 +92,9 @@ def create_app(
         structlog.contextvars.bind_contextvars(request_id=request_id[:64])
         response = await call_next(request)
         response.headers["X-Request-ID"] = request_id[:64]
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
+        present = {k.lower(): v for k, v in response.headers.items()}
+        for name, value in security_headers(request.url.path, present).items():
+            response.headers[name] = value
         return response
 
     @app.exception_handler(AppError)
@@ -105,5 +135,6 @@ def create_app(
     app.include_router(documents_router)
     app.include_router(cases_router)
     app.include_router(review_router)
+    install_review_ui(app)
     app.mount("/static", static_files(), name="static")
     return app

@@ -122,14 +122,14 @@ def test_api_docs_are_served_without_a_cdn(client: TestClient) -> None:
     assert "/api/v1/documents" in schema["paths"] and "/api/v1/cases/{case_id}" in schema["paths"]
 
 
-def test_review_pages_render(client: TestClient, demo_dir: Path) -> None:
+def test_review_pages_need_a_login(client: TestClient, demo_dir: Path) -> None:
+    # Rendering for a logged-in user is tested in test_review_ui.py.
     result = _upload(client, demo_dir / "documents" / "011-freight-unplanned.xml")
-    queue = client.get("/review")
-    assert queue.status_code == 200
-    assert "FREIGHT_UNPLANNED" in queue.text
-    page = client.get(f"/review/cases/{result['body']['case_id']}")
-    assert page.status_code == 200
-    assert "Match table" in page.text and "FREIGHT_UNPLANNED" in page.text
+    for path in ("/review", f"/review/cases/{result['body']['case_id']}"):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code in (302, 303), path
+        assert page.headers["location"].startswith("/review/login")
+        assert "FREIGHT_UNPLANNED" not in page.text
 
 
 def test_uploads_are_parsed_in_sandboxed_workers(client: TestClient, demo_dir: Path) -> None:
