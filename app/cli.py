@@ -43,6 +43,10 @@ eval_cli = typer.Typer(help="Evaluate rules and models against ground truth.", n
 cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(eval_cli, name="eval")
+users_cli = typer.Typer(
+    help="People who work in Tollgate, their roles and limits.", no_args_is_help=True
+)
+cli.add_typer(users_cli, name="users")
 err = Console(stderr=True)
 out = Console()
 
@@ -341,19 +345,153 @@ def eval_match(
         raise typer.Exit(code=1)
 
 
+@eval_cli.command("parse")
+def eval_parse(
+    set_name: Annotated[
+        str,
+        typer.Option("--set", help="xrechnung, en16931, facturx, mustang, invoice2data or world"),
+    ],
+    world: Annotated[
+        Path | None, typer.Option("--world", help="a folder made by `tollgate generate`")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="public test data (default: <repo>/../shared/data)"),
+    ] = None,
+) -> None:
+    """Score document reading on a named set: per-field accuracy, failures (exit 1 below bar)."""
+    from training.eval_parse import DATA_ROOT, SETS, below_bars, render, report_json
+
+    parse_set = SETS.get(set_name)
+    if parse_set is None:
+        err.print(f"[red]error[/red] unknown set {set_name!r}; choose from {', '.join(SETS)}")
+        raise typer.Exit(code=2)
+    if parse_set.needs_world and (world is None or not (world / "truth.jsonl").is_file()):
+        err.print(f"[red]error[/red] set {set_name} needs --world <a generated world folder>")
+        raise typer.Exit(code=2)
+    root = data or DATA_ROOT
+    if not parse_set.needs_world and not root.is_dir():
+        err.print(f"[red]error[/red] no public test data at {root}; pass --data DIR")
+        raise typer.Exit(code=2)
+    import logging
+
+    # Some public fixtures are damaged on purpose; pypdf's repair warnings are noise here.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    report = parse_set.run(root, world)
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(report, parse_set), indent=1) + "\n")
+    else:
+        out.print(render(report, parse_set), highlight=False, markup=False, soft_wrap=True)
+    if below_bars(report, parse_set):
+        raise typer.Exit(code=1)
+
+
+@users_cli.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[
+        str, typer.Option(help="clerk, approver, controller, ml_engineer or admin")
+    ] = "clerk",
+    name: Annotated[str | None, typer.Option(help="display name (default: the login)")] = None,
+    limit: Annotated[
+        str | None, typer.Option(help="approval limit, e.g. 50000 (approvers)")
+    ] = None,
+    currency: Annotated[str, typer.Option(help="currency of the limit")] = "EUR",
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="read the password from this environment variable (for scripts)"),
+    ] = None,
+) -> None:
+    """Add a user; the password is asked twice (or read from --password-env)."""
+    import os
+    from decimal import Decimal, InvalidOperation
+
+    from app.users.service import create_user
+
+    if password_env is not None:
+        password = os.environ.get(password_env, "")
+        if not password:
+            err.print(f"[red]error[/red] the environment variable {password_env} is empty")
+            raise typer.Exit(code=2)
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        approval_limit = Decimal(limit) if limit is not None else None
+    except InvalidOperation:
+        err.print(f"[red]error[/red] the limit {limit!r} is not a number")
+        raise typer.Exit(code=2) from None
+    factory = _session_factory()
+    try:
+        with transaction(factory) as session:
+            user = create_user(
+                session,
+                username=username,
+                display_name=name or username,
+                role=role,
+                password=password,
+                actor=Actor("cli", "admin"),
+                approval_limit=approval_limit,
+                limit_currency=currency if approval_limit is not None else None,
+            )
+            summary = f"{user.username} ({user.role})"
+    except AppError as exc:
+        raise _fail(exc) from exc
+    out.print(f"added {summary}")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """The users, their roles and limits."""
+    from app.users.repository import all_users
+
+    factory = _session_factory()
+    table = Table("user", "name", "role", "limit", "active")
+    with transaction(factory) as session:
+        for user in all_users(session):
+            limit = f"{user.approval_limit} {user.limit_currency}" if user.approval_limit else ""
+            table.add_row(user.username, user.display_name, user.role, limit, str(user.active))
+    out.print(table)
+
+
 @audit_cli.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="a checkpoint kept elsewhere (SEQ:HASH from `audit checkpoint`)"
+        ),
+    ] = None,
+) -> None:
     """Recompute the hash chain of the audit log; exit 1 on any break."""
+    try:
+        mark = audit.Checkpoint.parse(at) if at else None
+    except ValueError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(code=2) from None
     factory = _session_factory()
     with transaction(factory) as session:
-        report = audit.verify(session)
+        report = audit.verify(session, mark)
     for brk in report.breaks[:50]:
         err.print(f"[red]break[/red] at seq {brk.seq}: {brk.reason}")
     if not report.head_matches:
         err.print("[red]break[/red] the chain head does not point at the last event")
+    if report.checkpoint_matches is False:
+        err.print(
+            f"[red]break[/red] event {mark.seq if mark else '?'} no longer has the checkpoint's "
+            "hash: the chain was rewritten after the checkpoint was taken"
+        )
     if not report.ok:
         raise typer.Exit(code=1)
     out.print(f"audit chain ok: {report.events} events")
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain head as SEQ:HASH; keep it outside the database to catch rewrites."""
+    factory = _session_factory()
+    with transaction(factory) as session:
+        out.print(str(audit.checkpoint(session)), highlight=False)
 
 
 def main() -> None:
