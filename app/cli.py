@@ -18,7 +18,7 @@ from rich.table import Table
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.blobs import BlobStore
-from app.cases.service import rematch_for_purchase_orders
+from app.cases.service import findings_by_case, rematch_for_purchase_orders
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
 from app.documents.bulk import BulkResult, ingest_many
@@ -298,6 +298,10 @@ def eval_match(
         str | None,
         typer.Option(help="an empty database to use (default: a temporary SQLite file)"),
     ] = None,
+    findings_out: Annotated[
+        Path | None,
+        typer.Option(help="also write each document's findings as JSON lines (for training)"),
+    ] = None,
 ) -> None:
     """Ingest a world into a fresh database; score the rules per reason code (exit 1 below 0.99)."""
     import tempfile
@@ -322,6 +326,7 @@ def eval_match(
         except AppError as exc:
             raise _fail(exc) from exc
         predicted: dict[str, list[str]] = {}
+        case_files: dict[int, str] = {}
         with _progress("ingesting", disable=as_json) as progress:
             task = progress.add_task("ingest", total=len(files))
             items = ((path.stem, path.read_bytes()) for path in files)
@@ -335,7 +340,15 @@ def eval_match(
             ):
                 if result.case_id is not None:
                     predicted[result.source] = result.reasons
+                    case_files[result.case_id] = result.source
                 progress.advance(task)
+        if findings_out is not None:
+            with transaction(factory) as session:
+                found = findings_by_case(session, sorted(case_files))
+            with findings_out.open("w", encoding="utf-8") as handle:
+                for case_id, file in sorted(case_files.items(), key=lambda item: item[1]):
+                    record = {"file": file, "case_id": case_id, "findings": found[case_id]}
+                    handle.write(json.dumps(record, sort_keys=True) + "\n")
     evaluation = evaluate(truth, predicted)
     if as_json:
         sys.stdout.write(json.dumps(evaluation.to_json(), indent=1) + "\n")

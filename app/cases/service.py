@@ -469,3 +469,26 @@ def rematch_for_purchase_orders(
         changed.append((case.id, before, after))
     session.flush()
     return changed
+
+
+def findings_by_case(session: Session, case_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The findings of many cases as plain records (for exports and model training)."""
+    out: dict[int, list[dict[str, Any]]] = {case_id: [] for case_id in case_ids}
+    for start in range(0, len(case_ids), 500):
+        for row in repository.findings_for(session, case_ids[start : start + 500]):
+            out[row.case_id].append(
+                {
+                    "code": row.code,
+                    "severity": row.severity,
+                    "line_id": row.line_id,
+                    "po_line_no": row.po_line_no,
+                    "expected": None if row.expected is None else str(row.expected),
+                    "actual": None if row.actual is None else str(row.actual),
+                    "variance": None if row.variance is None else str(row.variance),
+                    "unit": row.unit,
+                    "rule_id": row.rule_id,
+                    "tolerance": row.tolerance,
+                    "details": row.details,
+                }
+            )
+    return out

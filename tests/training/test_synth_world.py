@@ -126,6 +126,21 @@ def test_eval_match_passes_its_bar_and_reports_the_ambiguous_slice(world_dir: Pa
     assert report["exact"]["ambiguous"] < report["documents"]["ambiguous"]
 
 
+def test_eval_match_writes_each_documents_findings(tmp_path: Path, world_dir: Path) -> None:
+    out = tmp_path / "findings.jsonl"
+    result = runner.invoke(
+        cli, ["eval", "match", "--world", str(world_dir), "--json", "--findings-out", str(out)]
+    )
+    assert result.exit_code == 0, result.output[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    truth = {t["file"]: t for t in _truth(world_dir)}
+    assert {r["file"] for r in records} == set(truth)
+    for record in records:
+        codes = {f["code"] for f in record["findings"]}
+        if truth[record["file"]]["rule_decidable"]:
+            assert codes == set(truth[record["file"]]["reasons"]), record["file"]
+
+
 def test_eval_match_fails_when_the_rules_disagree(tmp_path: Path, world_dir: Path) -> None:
     # Truth that claims a clean invoice has a price variance: the bar must catch it.
     copy = tmp_path / "world"
