@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
@@ -90,7 +91,7 @@ def ingest_bytes(
     session.flush()
     policies = policies or CasePolicies()
     assessment = cases.assess(session, parsed.document, policies, document_id=document.id)
-    invoice = store_invoice(session, document, parsed.document, assessment)
+    invoice = store_invoice(session, document, parsed.document, assessment, parsed.fields)
     # Audited here rather than on arrival so that this event and the case's are written in one
     # flush: the chain head is then updated once per document.
     audit.record(
@@ -107,7 +108,11 @@ def ingest_bytes(
 
 
 def store_invoice(
-    session: Session, document: Document, doc: SupplierDocument, assessment: Assessment
+    session: Session,
+    document: Document,
+    doc: SupplierDocument,
+    assessment: Assessment,
+    extraction: dict[str, Any] | None = None,
 ) -> InvoiceRow:
     """Keep the canonical document, its indexed header fields and what it was resolved to."""
     totals = doc.totals
@@ -135,6 +140,7 @@ def store_invoice(
             normalise_invoice_number(billing_reference) if billing_reference else None
         ),
         canonical=doc.model_dump(mode="json"),
+        extraction=extraction,
     )
     repository.add(session, row)
     session.flush()

@@ -10,7 +10,7 @@ from pipelines.matching.context import (
     ToleranceLookup,
 )
 from pipelines.matching.duplicates import find_exact_duplicates
-from pipelines.matching.engine import classify_line_kind, match_document
+from pipelines.matching.engine import classify_line_kind, match_document, validate_document
 from pipelines.matching.uom import conversion_factor
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "conversion_factor",
     "find_exact_duplicates",
     "match_document",
+    "validate_document",
 ]

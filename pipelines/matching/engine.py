@@ -895,3 +895,13 @@ def match_document(
 ) -> MatchResult:
     """Match a document against its PO, receipts and history; return findings and line table."""
     return _Matcher(doc, ctx, tolerances).run()
+
+
+def validate_document(doc: SupplierDocument, tolerances: ToleranceLookup) -> list[Finding]:
+    """The checks a document passes or fails on its own, without master data: required fields
+    (MISSING_DATA), EN 16931 arithmetic and line amounts (NOT_BALANCED), VAT (TAX_MISMATCH)."""
+    matcher = _Matcher(doc, MatchContext(supplier=None, po=None), tolerances)
+    matcher.missing_data()
+    matcher.balance()
+    matcher.tax()
+    return matcher.findings

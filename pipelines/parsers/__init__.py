@@ -20,6 +20,7 @@ from pipelines.parsers.xml_safety import DEFAULT_MAX_DEPTH, parse_xml
 
 __all__ = [
     "DetectedFormat",
+    "FieldReading",
     "ParseError",
     "ParseErrorCode",
     "ParseLimits",
@@ -39,17 +40,24 @@ class ParseLimits:
     max_csv_rows: int = 100_000  # bulk CSV: one row per document line
 
 
+# How a header field was read: its value (as text), how sure the reader is, and where it was.
+FieldReading = dict[str, str | float | int | None]
+
+
 @dataclass(frozen=True)
 class ParsedDocument:
-    """A document read into canonical form, with the format it was read from."""
+    """A document read into canonical form, with the format it was read from.
+
+    `fields` is set for documents read from a PDF's visible text: each extracted header field
+    (`invoice_number`, `gross_total`, ...) with its value, confidence in [0, 1], page and the
+    text span it came from. E-invoice XML is exact, so it has none.
+    """
 
     format: DetectedFormat
     document: Invoice | CreditNote | Claim
+    fields: dict[str, FieldReading] | None = None
 
 
-_NOT_READ_YET = {
-    DetectedFormat.PDF: "a PDF",
-}
 _NOT_AN_INVOICE = {
     DetectedFormat.UBL_ORDER: "a UBL Order (a purchase order)",
     DetectedFormat.ORDER_X: "an Order-X purchase order",
@@ -97,8 +105,41 @@ def _read_embedded(name: str, xml: bytes, limits: ParseLimits) -> ParsedDocument
     return ParsedDocument(format=DetectedFormat.FACTURX_PDF, document=document)
 
 
-def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDocument:
-    """Detect the format of `data` and read it into a canonical document, or raise ParseError."""
+def _read_pdf_text(data: bytes) -> ParsedDocument:
+    """Header fields from a born-digital PDF's text layer, each with confidence and provenance."""
+    # Imported here: the extractor imports this package's errors, so a top-level import cycles.
+    from pipelines.extract import extract_pdf
+
+    try:
+        extraction = extract_pdf(data)
+    except (ParseError, MemoryError):
+        raise
+    except Exception as exc:  # pypdf on a damaged file can raise almost anything
+        raise ParseError(
+            ParseErrorCode.CORRUPT_PDF,
+            "The PDF is damaged and its text cannot be read. Ask the supplier to send it again.",
+            detail=f"{type(exc).__name__}: {exc}"[:300],
+        ) from None
+    fields: dict[str, FieldReading] = {
+        name: {
+            "value": str(found.value),
+            "confidence": round(found.confidence, 3),
+            "page": found.page,
+            "span": found.span,
+            "label": found.label,
+        }
+        for name, found in sorted(extraction.fields.items())
+    }
+    return ParsedDocument(DetectedFormat.PDF, extraction.to_invoice(), fields)
+
+
+def parse_document(
+    data: bytes, limits: ParseLimits = ParseLimits(), *, text_only: bool = False
+) -> ParsedDocument:
+    """Detect the format of `data` and read it into a canonical document, or raise ParseError.
+
+    `text_only` reads a PDF from its visible text even when it carries e-invoice XML.
+    """
     if not data:
         raise ParseError(ParseErrorCode.EMPTY, "The document is empty (0 bytes); upload it again.")
     # Before anything else looks at the content: the size bound protects every later step.
@@ -128,18 +169,12 @@ def parse_document(data: bytes, limits: ParseLimits = ParseLimits()) -> ParsedDo
             )
         return parsed[0]
     if detected is DetectedFormat.PDF:
-        # A hybrid PDF (Factur-X, ZUGFeRD, XRechnung) carries the invoice as XML: read that.
-        found = embedded_xml(data, limits)
+        # A hybrid PDF (Factur-X, ZUGFeRD, XRechnung) carries the invoice as XML: read that,
+        # unless asked to read what a person sees (to compare the two, or to test extraction).
+        found = None if text_only else embedded_xml(data, limits)
         if found is not None:
             return _read_embedded(*found, limits)
-    if detected in _NOT_READ_YET:
-        raise ParseError(
-            ParseErrorCode.UNSUPPORTED_FORMAT,
-            f"This is {_NOT_READ_YET[detected]}, which Tollgate does not read yet. "
-            "Ask the supplier for an XML e-invoice (UBL or CII: PEPPOL BIS 3, XRechnung, "
-            "Factur-X/ZUGFeRD XML), or enter the invoice by hand.",
-            detail=str(detected),
-        )
+        return _read_pdf_text(data)
     if detected in _NOT_AN_INVOICE:
         raise ParseError(
             ParseErrorCode.UNSUPPORTED_DOCUMENT,

@@ -62,7 +62,13 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pipelines.canonical import AnySupplierDocument
-from pipelines.parsers import DetectedFormat, ParsedDocument, ParseLimits, parse_documents
+from pipelines.parsers import (
+    DetectedFormat,
+    FieldReading,
+    ParsedDocument,
+    ParseLimits,
+    parse_documents,
+)
 from pipelines.parsers.errors import ParseError, ParseErrorCode
 
 ParseFunction = Callable[[bytes, ParseLimits], list[ParsedDocument]]
@@ -142,7 +148,11 @@ def _encode_documents(documents: list[ParsedDocument]) -> bytes:
     return _encode(
         "ok",
         [
-            {"format": str(p.format), "document": p.document.model_dump(mode="json")}
+            {
+                "format": str(p.format),
+                "document": p.document.model_dump(mode="json"),
+                "fields": p.fields,
+            }
             for p in documents
         ],
     )
@@ -262,6 +272,7 @@ class _Worker:
                 ParsedDocument(
                     format=DetectedFormat(item["format"]),
                     document=_DOCUMENT.validate_python(item["document"]),
+                    fields=_fields(item.get("fields")),
                 )
                 for item in message[1]
             ]
@@ -309,6 +320,18 @@ class _Worker:
 # The worker's answer is data, validated like any untrusted input: never pickle, which would let a
 # worker compromised by a hostile document run code in the parent.
 _DOCUMENT: TypeAdapter[Any] = TypeAdapter(AnySupplierDocument)
+
+
+def _fields(raw: object) -> dict[str, FieldReading] | None:
+    """Extracted-field readings from a worker's answer, kept only in their plain shape."""
+    if not isinstance(raw, dict):
+        return None
+    plain = (str, float, int, type(None))
+    return {
+        str(name): {str(k): v for k, v in reading.items() if isinstance(v, plain)}
+        for name, reading in raw.items()
+        if isinstance(reading, dict)
+    }
 
 
 def _max_answer_bytes(limits: SandboxLimits) -> int:

@@ -113,3 +113,27 @@ def test_second_invoice_on_a_po_counts_what_was_billed_before(
     second = ingest_bytes(loaded, blobs, rebilled, filename="rebill.xml", channel="t", actor=CLERK)
     assert "QTY_OVER_RECEIVED" in second.reasons
     assert "DUPLICATE" not in second.reasons
+
+
+def test_a_plain_pdf_is_read_from_its_text_with_confidences(
+    loaded: Session, blobs: BlobStore
+) -> None:
+    from app.db.tables import InvoiceRow
+    from training.demo_world import build_world
+    from training.synth.pdf import render_pdf
+
+    name, doc, _expect = next(d for d in build_world().documents if d[0] == "clean-2")
+    data = render_pdf(doc, "de_din")
+    outcome = ingest_bytes(loaded, blobs, data, filename=f"{name}.pdf", channel="test", actor=CLERK)
+    assert outcome.document.detected_format == "pdf"
+    assert outcome.case is not None
+    invoice = loaded.scalars(
+        select(InvoiceRow).where(InvoiceRow.document_id == outcome.document.id)
+    ).one()
+    assert invoice.number == doc.number
+    assert invoice.gross_total == doc.gross
+    assert invoice.extraction is not None
+    gross = invoice.extraction["gross_total"]
+    assert gross["value"] == str(doc.gross) and 0 < gross["confidence"] <= 1
+    # The text gives the header, not the lines: a clerk must look at the line items.
+    assert "MISSING_DATA" in outcome.reasons

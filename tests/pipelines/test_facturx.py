@@ -180,12 +180,16 @@ def test_invalid_xmp_still_gives_the_invoice() -> None:
 @pytest.mark.parametrize(
     "name", ["EmptyPDFA1.pdf", "MustangGnuaccountingBeispielRE-20170509_505blanko.pdf"]
 )
-def test_a_pdf_without_embedded_xml_is_still_unsupported(name: str) -> None:
+def test_a_pdf_without_embedded_xml_is_read_from_its_text(name: str) -> None:
     path = next(MUSTANG.rglob(name))
     assert embedded_xml(path.read_bytes(), LIMITS) is None
-    with pytest.raises(ParseError) as caught:
-        parse_document(path.read_bytes())
-    assert caught.value.code is ParseErrorCode.UNSUPPORTED_FORMAT
+    parsed = parse_document(path.read_bytes())
+    assert parsed.format is DetectedFormat.PDF
+    assert parsed.document.source_format is SourceFormat.PDF
+    assert parsed.document.gross == Decimal("571.04")
+    assert parsed.fields is not None
+    gross = parsed.fields["gross_total"]
+    assert gross["value"] == "571.04" and 0 < float(gross["confidence"] or 0) <= 1
 
 
 @pytest.mark.parametrize(

@@ -66,4 +66,7 @@ class InvoiceRow(IdMixin, Base):
     )
     billing_reference: Mapped[str | None] = mapped_column(String(64))
     canonical: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # For documents read from a PDF's text: each header field's value, confidence and where it
+    # was read (page, text span, label), so clerks see what to check and corrections can teach.
+    extraction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
