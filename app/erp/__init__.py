@@ -1,0 +1,1 @@
+"""ERP adapters and posting: what leaves Tollgate for the ERP, exactly once."""
