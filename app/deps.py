@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from app.apikeys.service import authenticate
+from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.db.session import transaction
 from app.documents.parsing import Parser
+from app.errors import Unauthorized
 from app.settings import Settings
 
 
@@ -35,7 +40,31 @@ def get_parser(request: Request) -> Parser:
     return request.app.state.parser
 
 
+_BEARER = HTTPBearer(auto_error=False, description="An API key: `Bearer tg_<id>_<secret>`")
+
+
+def api_key(scope: str) -> Callable[..., Actor]:
+    """A dependency that admits callers whose API key carries `scope` (401/403 otherwise)."""
+
+    def dependency(
+        session: Annotated[Session, Depends(get_session)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Actor:
+        if credentials is None:
+            raise Unauthorized(
+                "an API key is required: send `Authorization: Bearer tg_…`",
+                code="API_KEY_REQUIRED",
+            )
+        actor = authenticate(session, credentials.credentials, scope)
+        structlog.contextvars.bind_contextvars(api_key=actor.name)
+        return actor
+
+    return dependency
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 ParserDep = Annotated[Parser, Depends(get_parser)]
+CasesReader = Annotated[Actor, Depends(api_key("cases:read"))]
+DocumentsWriter = Annotated[Actor, Depends(api_key("documents:write"))]

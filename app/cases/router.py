@@ -10,7 +10,7 @@ from app.cases import service
 from app.cases.repository import CaseFilter
 from app.cases.schemas import CaseDetail, CasePage
 from app.db.tables import CaseState
-from app.deps import SessionDep
+from app.deps import CasesReader, SessionDep
 from pipelines.reasons import ReasonCode
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 @router.get("", response_model=CasePage)
 def list_cases(
     session: SessionDep,
+    _caller: CasesReader,
     state: CaseState | None = None,
     reason: ReasonCode | None = None,
     supplier: Annotated[str | None, Query(description="supplier ref", max_length=64)] = None,
@@ -37,6 +38,6 @@ def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
-def get_case(session: SessionDep, case_id: int) -> CaseDetail:
+def get_case(session: SessionDep, _caller: CasesReader, case_id: int) -> CaseDetail:
     """One case with findings, match table, document and history."""
     return service.get_case(session, case_id)

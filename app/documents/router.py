@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from app.audit.service import Actor
-from app.deps import BlobsDep, ParserDep, SessionDep, SettingsDep
+from app.deps import BlobsDep, CasesReader, DocumentsWriter, ParserDep, SessionDep, SettingsDep
 from app.documents import repository, service
 from app.documents.schemas import DocumentOut, DocumentPage, IngestResult
 from app.errors import InvalidInput, PayloadTooLarge
@@ -34,6 +33,7 @@ async def upload_document(
     blobs: BlobsDep,
     settings: SettingsDep,
     parser: ParserDep,
+    caller: DocumentsWriter,
     response: Response,
     file: Annotated[UploadFile, File(description="invoice, credit note or claim")],
 ) -> IngestResult | JSONResponse:
@@ -53,7 +53,7 @@ async def upload_document(
         filename=file.filename,
         media_type=file.content_type,
         channel="api",
-        actor=Actor("api", "system"),
+        actor=caller,
         limits=ParseLimits(max_bytes=settings.max_parse_bytes),
         parser=parser,
     )
@@ -81,6 +81,7 @@ async def upload_document(
 def list_documents(
     session: SessionDep,
     settings: SettingsDep,
+    _caller: CasesReader,
     parse_status: Annotated[str | None, Query(alias="status", pattern="^(parsed|failed)$")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -98,7 +99,7 @@ def list_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-def get_document(session: SessionDep, document_id: int) -> DocumentOut:
+def get_document(session: SessionDep, _caller: CasesReader, document_id: int) -> DocumentOut:
     """One stored document and the outcome of reading it."""
     return DocumentOut.model_validate(
         service.get_document(session, document_id), from_attributes=True

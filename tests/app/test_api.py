@@ -11,8 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.apikeys import service as apikeys
+from app.audit.service import Actor
 from app.main import create_app
 from app.settings import Settings
+
+ADMIN = Actor("admin", "admin")
 
 
 @pytest.fixture
@@ -21,7 +25,8 @@ def client(loaded: Session, tmp_path: Path) -> Iterator[TestClient]:
         environment="test", data_dir=tmp_path, database_url="sqlite://", max_upload_bytes=200_000
     )
     app = create_app(settings, session_factory=lambda: loaded)  # type: ignore[arg-type]
-    with TestClient(app) as c:
+    key = apikeys.create_key(loaded, name="erp", scopes=list(apikeys.SCOPES), actor=ADMIN)
+    with TestClient(app, headers={"Authorization": f"Bearer {key.token}"}) as c:
         yield c
 
 
@@ -102,13 +107,17 @@ def test_case_list_filters_and_paginates(client: TestClient, demo_dir: Path) -> 
     assert triaged["total"] == 27
 
 
-def test_errors_are_typed_json(client: TestClient) -> None:
+def test_errors_are_typed_json(client: TestClient, loaded: Session) -> None:
+    bad = client.get("/api/v1/cases", params={"reason": "NOT_A_REASON"})
+    assert bad.status_code == 422, bad.json()
+    assert bad.json()["code"] == "INVALID_REQUEST"
+    # An error rolls the request back, and here the request shares the test's session, so the
+    # fixture's key went with it: make another.
+    key = apikeys.create_key(loaded, name="erp2", scopes=["cases:read"], actor=ADMIN)
+    client.headers["Authorization"] = f"Bearer {key.token}"
     missing = client.get("/api/v1/cases/999999")
     assert missing.status_code == 404
     assert missing.json()["code"] == "NOT_FOUND"
-    bad = client.get("/api/v1/cases", params={"reason": "NOT_A_REASON"})
-    assert bad.status_code == 422
-    assert bad.json()["code"] == "INVALID_REQUEST"
 
 
 def test_api_docs_are_served_without_a_cdn(client: TestClient) -> None:
@@ -160,10 +169,47 @@ def test_a_parse_that_runs_out_of_time_is_stored_with_timeout(
         environment="test", data_dir=tmp_path, database_url="sqlite://", parse_timeout_seconds=0.05
     )
     app = create_app(settings, session_factory=lambda: loaded)  # type: ignore[arg-type]
-    with TestClient(app) as c:
+    key = apikeys.create_key(loaded, name="erp", scopes=list(apikeys.SCOPES), actor=ADMIN)
+    with TestClient(app, headers={"Authorization": f"Bearer {key.token}"}) as c:
         response = c.post("/api/v1/documents", files={"file": ("huge.xml", huge, "text/xml")})
         assert response.status_code == 422
         assert response.json()["code"] == "TIMEOUT"
         assert c.get("/healthz").status_code == 200
         stored = c.get("/api/v1/documents", params={"status": "failed"}).json()
         assert [d["parse_error_code"] for d in stored["items"]] == ["TIMEOUT"]
+
+
+def test_the_api_needs_a_live_key_with_the_right_scope(
+    client: TestClient, loaded: Session, demo_dir: Path
+) -> None:
+    path = demo_dir / "documents" / "006-price-variance.xml"
+    files = {"file": (path.name, path.read_bytes(), "application/xml")}
+    anonymous = client.get("/api/v1/cases", headers={"Authorization": ""})
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "API_KEY_REQUIRED"
+    forged = client.get("/api/v1/cases", headers={"Authorization": "Bearer tg_abc_nope"})
+    assert forged.status_code == 401 and forged.json()["code"] == "INVALID_API_KEY"
+    reader = apikeys.create_key(loaded, name="portal", scopes=["cases:read"], actor=ADMIN)
+    as_reader = {"Authorization": f"Bearer {reader.token}"}
+    assert client.get("/api/v1/cases", headers=as_reader).status_code == 200
+    refused = client.post("/api/v1/documents", files=files, headers=as_reader)
+    assert refused.status_code == 403 and refused.json()["code"] == "MISSING_SCOPE"
+    apikeys.revoke(loaded, reader.key.key_id, ADMIN)
+    revoked = client.get("/api/v1/cases", headers=as_reader)
+    assert revoked.status_code == 401 and revoked.json()["code"] == "REVOKED_API_KEY"
+    # The secret is not stored: only its hash, under the public key id.
+    assert reader.token.split("_", 2)[2] not in reader.key.secret_hash
+
+
+def test_uploads_are_audited_with_the_key_that_made_them(
+    client: TestClient, loaded: Session, demo_dir: Path
+) -> None:
+    from sqlalchemy import select
+
+    from app.db.tables import AuditEvent
+
+    result = _upload(client, demo_dir / "documents" / "001-clean-1.xml")
+    assert result["status"] == 201
+    actors = set(
+        loaded.scalars(select(AuditEvent.actor).where(AuditEvent.action == "document.received"))
+    )
+    assert len(actors) == 1 and actors.pop().startswith("api-key:")

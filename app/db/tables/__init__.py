@@ -1,5 +1,6 @@
 """ORM tables (DESIGN §5). Importing this package registers every table on Base.metadata."""
 
+from app.db.tables.apikeys import ApiKey
 from app.db.tables.audit import AuditChainHead, AuditEvent
 from app.db.tables.cases import Case, CaseState, FindingRow, MatchLine
 from app.db.tables.documents import Document, InvoiceRow, ParseStatus
@@ -11,6 +12,7 @@ from app.db.tables.masterdata import (
     Supplier,
     SupplierBankAccount,
 )
+from app.db.tables.predictions import Prediction
 from app.db.tables.reviews import (
     Decision,
     DecisionAction,
@@ -22,6 +24,7 @@ from app.db.tables.reviews import (
 )
 
 __all__ = [
+    "ApiKey",
     "AuditChainHead",
     "AuditEvent",
     "Case",
@@ -37,6 +40,7 @@ __all__ = [
     "MatchLine",
     "ParseStatus",
     "PostingState",
+    "Prediction",
     "PurchaseOrderLineRow",
     "PurchaseOrderRow",
     "ReceiptLineRow",
