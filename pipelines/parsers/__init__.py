@@ -64,11 +64,13 @@ _NOT_AN_INVOICE = {
 }
 
 
-def parse_documents(data: bytes, limits: ParseLimits = ParseLimits()) -> list[ParsedDocument]:
+def parse_documents(
+    data: bytes, limits: ParseLimits = ParseLimits(), *, text_only: bool = False
+) -> list[ParsedDocument]:
     """Read every document in `data`: many for a bulk CSV, exactly one for other formats."""
     if data and len(data) <= limits.max_bytes and detect_format(data) is DetectedFormat.CSV:
         return _read_csv(data, limits)
-    return [parse_document(data, limits)]
+    return [parse_document(data, limits, text_only=text_only)]
 
 
 def _read_csv(data: bytes, limits: ParseLimits) -> list[ParsedDocument]:
