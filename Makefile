@@ -38,6 +38,15 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load a
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
 	$(BIN)/tollgate ingest $(DEMO_DIR)/documents/ubl || test $$? -eq 2
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
+	# Demo people (password "tollgate-demo"): a clerk, two approvers, a controller.
+	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add clara --role clerk \
+	  --name "Clara Clerk" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add anna --role approver \
+	  --name "Anna Approver" --limit 50000 --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add ben --role approver \
+	  --name "Ben Approver" --limit 50000 --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add carl --role controller \
+	  --name "Carl Controller" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
 
 demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
 	$(BIN)/tollgate serve --host 127.0.0.1 --port 8000

@@ -28,7 +28,7 @@ from app.logs import configure_logging
 from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
 from app.settings import get_settings
-from pipelines.parsers import ParseLimits
+from pipelines.parsers import ParsedDocument, ParseLimits
 from pipelines.parsers.csv_invoices import read_header, split_csv
 from pipelines.parsers.errors import ParseError
 
@@ -43,10 +43,19 @@ eval_cli = typer.Typer(help="Evaluate rules and models against ground truth.", n
 cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(eval_cli, name="eval")
+keys_cli = typer.Typer(help="API keys for other systems (scoped, revocable).", no_args_is_help=True)
+cli.add_typer(keys_cli, name="api-keys")
 users_cli = typer.Typer(
     help="People who work in Tollgate, their roles and limits.", no_args_is_help=True
 )
 cli.add_typer(users_cli, name="users")
+train_cli = typer.Typer(
+    help="Train a model family, log it to MLflow and register it as `challenger`.",
+    no_args_is_help=True,
+)
+cli.add_typer(train_cli, name="train")
+models_cli = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
+cli.add_typer(models_cli, name="models")
 err = Console(stderr=True)
 out = Console()
 
@@ -119,16 +128,13 @@ def load_master_data_cmd(
         )
 
 
-def _collect(paths: list[Path]) -> list[Path]:
+def _collect(paths: list[Path], suffixes: set[str] = DOCUMENT_SUFFIXES) -> list[Path]:
+    """Files given, and files with a document suffix in folders given (recursive, sorted)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES
-                )
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             )
         elif path.is_file():
             files.append(path)
@@ -218,6 +224,86 @@ def ingest(
         raise typer.Exit(code=2)
 
 
+@cli.command()
+def parse(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (recursive)")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="json (one record per line) or csv")
+    ] = "json",
+    text_only: Annotated[
+        bool,
+        typer.Option(
+            "--text-only",
+            help="read PDFs from their visible text even when they carry e-invoice XML",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="write here instead of standard output")
+    ] = None,
+) -> None:
+    """Read documents and print what was read: fields with confidence, lines, findings.
+
+    No database, server or model is needed; parsing runs in the same sandboxed worker
+    processes as the service. Exit 0 when every document was read, 2 when some could not be
+    (each with its error in the output), 1 on a usage error.
+    """
+    import csv
+    import functools
+
+    from governance.tolerances import DEFAULT_POLICY
+    from pipelines.parsers import parse_documents
+    from pipelines.parsers.sandbox import SandboxLimits, SandboxPool
+    from pipelines.readout import CSV_COLUMNS, csv_row, record
+
+    if output_format not in ("json", "csv"):
+        err.print(f"[red]error[/red] --format must be json or csv, not {output_format!r}")
+        raise typer.Exit(code=1)
+    try:
+        files = _collect(paths, {".xml", ".pdf", ".csv"})
+    except typer.BadParameter as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(code=1) from None
+    settings = get_settings()
+    limits = ParseLimits(max_bytes=settings.max_parse_bytes)
+    sandbox = SandboxLimits(
+        wall_seconds=settings.parse_timeout_seconds,
+        memory_bytes=settings.parse_memory_mib * 1024 * 1024,
+        parse=limits,
+    )
+    reader = functools.partial(parse_documents, text_only=text_only)
+    handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS) if output_format == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    unreadable = 0
+    try:
+        with (
+            SandboxPool(sandbox, workers=settings.parse_workers, parse=reader) as pool,
+            _progress("reading", disable=len(files) < 2) as progress,
+        ):
+            task = progress.add_task("parse", total=len(files))
+            for path in files:
+                data = path.read_bytes()
+                outcome = pool.parse(data)
+                results: list[ParsedDocument | ParseError] = (
+                    list(outcome) if isinstance(outcome, list) else [outcome]
+                )
+                unreadable += isinstance(outcome, ParseError)
+                for index, result in enumerate(results):
+                    rec = record(str(path), result, DEFAULT_POLICY, index)
+                    if writer is not None:
+                        writer.writerow(csv_row(rec))
+                    else:
+                        handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                progress.advance(task)
+    finally:
+        if output:
+            handle.close()
+    if unreadable:
+        err.print(f"{unreadable} of {len(files)} file(s) could not be read")
+        raise typer.Exit(code=2)
+
+
 def _progress(label: str, disable: bool = False) -> Progress:
     return Progress(
         TextColumn(label),
@@ -261,7 +347,7 @@ def generate(
         generator = Generator(config)
     except ValueError as exc:
         err.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+        raise typer.Exit(code=1) from exc
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".tollgate-write-test"
@@ -269,7 +355,7 @@ def generate(
         probe.unlink()
     except OSError as exc:
         err.print(f"[red]error[/red] cannot write to {out_dir}: {exc.strerror or exc}")
-        raise typer.Exit(code=2) from exc
+        raise typer.Exit(code=1) from exc
     with _progress("generating") as progress:
         task = progress.add_task("generate", total=invoices)
         world = generator.build(lambda made: progress.update(task, completed=made))
@@ -400,6 +486,67 @@ def eval_parse(
         raise typer.Exit(code=1)
 
 
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key, e.g. erp-prod")],
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: score, documents:write, cases:read")
+    ] = "cases:read",
+) -> None:
+    """Create an API key; it is printed once and never stored in clear."""
+    from app.apikeys.service import create_key
+
+    factory = _session_factory()
+    try:
+        with transaction(factory) as session:
+            new = create_key(
+                session,
+                name=name,
+                scopes=[x.strip() for x in scopes.split(",") if x.strip()],
+                actor=Actor("cli", "admin"),
+            )
+            token = new.token
+    except AppError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(code=1) from None
+    err.print("store this key now; it cannot be shown again:")
+    out.print(token, highlight=False)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's public id")]) -> None:
+    """Revoke a key at once."""
+    from app.apikeys.service import revoke
+
+    factory = _session_factory()
+    try:
+        with transaction(factory) as session:
+            revoke(session, key_id, Actor("cli", "admin"))
+    except AppError as exc:
+        raise _fail(exc) from exc
+    out.print(f"revoked {key_id}")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Keys, their scopes and when they were last used (never their secrets)."""
+    from app.apikeys.repository import all_keys
+
+    factory = _session_factory()
+    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    with transaction(factory) as session:
+        for key in all_keys(session):
+            table.add_row(
+                key.key_id,
+                key.name,
+                ", ".join(key.scopes),
+                f"{key.created_at:%Y-%m-%d}",
+                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
+                f"{key.revoked_at:%Y-%m-%d}" if key.revoked_at else "",
+            )
+    out.print(table)
+
+
 @users_cli.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="login name")],
@@ -415,6 +562,9 @@ def users_add(
         str | None,
         typer.Option(help="read the password from this environment variable (for scripts)"),
     ] = None,
+    exists_ok: Annotated[
+        bool, typer.Option("--exists-ok", help="do nothing if the user exists (for scripts)")
+    ] = False,
 ) -> None:
     """Add a user; the password is asked twice (or read from --password-env)."""
     import os
@@ -435,6 +585,13 @@ def users_add(
         err.print(f"[red]error[/red] the limit {limit!r} is not a number")
         raise typer.Exit(code=2) from None
     factory = _session_factory()
+    if exists_ok:
+        from app.users.repository import by_username
+
+        with transaction(factory) as session:
+            if by_username(session, username) is not None:
+                out.print(f"{username} exists already")
+                return
     try:
         with transaction(factory) as session:
             user = create_user(
@@ -507,9 +664,264 @@ def audit_checkpoint() -> None:
         out.print(str(audit.checkpoint(session)), highlight=False)
 
 
+WorldOption = Annotated[
+    Path | None, typer.Option("--world", help="a generated world to train on (`tollgate generate`)")
+]
+TestWorldOption = Annotated[
+    Path | None,
+    typer.Option("--test-world", help="a second world held out for the test metrics"),
+]
+XesOption = Annotated[
+    Path | None,
+    typer.Option("--xes", help="an XES event log (BPIC 2020) for the delay family's benchmark"),
+]
+CardsOption = Annotated[
+    Path | None,
+    typer.Option("--cards-dir", help="where model cards go (default: governance/model_cards)"),
+]
+
+
+def _tracking_uri() -> str:
+    from models.registry import default_tracking_uri
+
+    return default_tracking_uri(get_settings().data_dir)
+
+
+def _check_world(world: Path | None, option: str) -> None:
+    if world is not None and not (world / "truth.jsonl").is_file():
+        err.print(f"[red]error[/red] {option} {world} is not a generated world (no truth.jsonl)")
+        raise typer.Exit(code=2)
+
+
+def _train(
+    families: list[str],
+    world: Path | None,
+    test_world: Path | None,
+    xes: Path | None,
+    cards_dir: Path | None,
+) -> None:
+    """Train the families in turn with a progress bar per step; print what was registered."""
+    from training.train import train_family
+
+    _check_world(world, "--world")
+    _check_world(test_world, "--test-world")
+    if xes is not None and not xes.is_file():
+        err.print(f"[red]error[/red] --xes {xes} does not exist")
+        raise typer.Exit(code=2)
+    uri = _tracking_uri()
+    table = Table("family", "model", "version", "alias", "seconds", "card", title=f"MLflow {uri}")
+    for family in families:
+        # The step name changes as training moves on, so the label is the task description.
+        with Progress(
+            TextColumn(f"train {family}: {{task.description}}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
+            task = progress.add_task("starting", total=1)
+
+            def report(
+                step: str, done: int, total: int, progress: Progress = progress, task: int = task
+            ) -> None:
+                progress.update(task, completed=done, total=total, description=step)  # type: ignore[arg-type]
+
+            try:
+                result = train_family(
+                    family,
+                    world=world,
+                    test_world=test_world,
+                    xes=xes if family == "delay" else None,
+                    tracking_uri=uri,
+                    progress=report,
+                    cards_dir=cards_dir,
+                )
+            except ValueError as exc:
+                err.print(f"[red]error[/red] {family}: {exc}")
+                raise typer.Exit(code=2) from exc
+        table.add_row(
+            family,
+            result.name,
+            result.version,
+            "challenger",
+            f"{result.seconds:.1f}",
+            str(result.card or ""),
+        )
+    out.print(table)
+
+
+@train_cli.command("anomaly")
+def train_anomaly_cmd(
+    world: WorldOption = None,
+    test_world: TestWorldOption = None,
+    cards_dir: CardsOption = None,
+) -> None:
+    """Duplicate detector + price anomaly score (needs --world)."""
+    if world is None:
+        err.print("[red]error[/red] train anomaly needs --world")
+        raise typer.Exit(code=2)
+    _train(["anomaly"], world, test_world, None, cards_dir)
+
+
+@train_cli.command("delay")
+def train_delay_cmd(
+    world: WorldOption = None,
+    test_world: TestWorldOption = None,
+    xes: XesOption = None,
+    cards_dir: CardsOption = None,
+) -> None:
+    """Delay predictor: hours p50/p90 and P(SLA breach) from --world, BPIC head from --xes."""
+    if world is None and xes is None:
+        err.print("[red]error[/red] train delay needs --world and/or --xes")
+        raise typer.Exit(code=2)
+    _train(["delay"], world, test_world, xes, cards_dir)
+
+
+@train_cli.command("all")
+def train_all_cmd(
+    world: WorldOption = None,
+    test_world: TestWorldOption = None,
+    xes: XesOption = None,
+    cards_dir: CardsOption = None,
+) -> None:
+    """Every available family in turn (needs --world)."""
+    from training.train import load_family_trainers
+
+    if world is None:
+        err.print("[red]error[/red] train all needs --world")
+        raise typer.Exit(code=2)
+    _train(sorted(load_family_trainers()), world, test_world, xes, cards_dir)
+
+
+@models_cli.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Registered models, their versions, runs and aliases."""
+    from models.registry import FAMILIES, ModelRegistry
+
+    registry = ModelRegistry(_tracking_uri())
+    rows = [
+        {
+            "family": family,
+            "name": v.name,
+            "version": v.version,
+            "aliases": list(v.aliases),
+            "run_id": v.run_id,
+            "description": v.description,
+        }
+        for family in FAMILIES
+        for v in registry.versions(family)
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table("model", "version", "aliases", "run id", "description")
+    for row in rows:
+        table.add_row(
+            str(row["name"]),
+            str(row["version"]),
+            ", ".join(row["aliases"]),
+            str(row["run_id"]),
+            str(row["description"]),
+        )
+    out.print(table if rows else "no registered models")
+
+
+@eval_cli.command("models")
+def eval_models(
+    world: Annotated[Path, typer.Option("--world", help="a held-out generated world")],
+    xes: XesOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
+) -> None:
+    """Score champion and challenger of each family beside baselines (exit 1 below the bars)."""
+    from models.registry import CHALLENGER, CHAMPION, FAMILIES, ModelRegistry
+    from training.train import FAMILY_EVALUATORS, EvalInputs, bar_failures, load_family_trainers
+
+    load_family_trainers()  # optional families register their evaluators on import
+    _check_world(world, "--world")
+    registry = ModelRegistry(_tracking_uri())
+    inputs = EvalInputs(world=world, xes=xes)
+    results: list[dict[str, object]] = []
+    failed = False
+    for family in FAMILIES:
+        evaluator = FAMILY_EVALUATORS.get(family)
+        if evaluator is None:
+            continue
+        seen: set[str] = set()
+        serving: str | None = None
+        for alias in (CHAMPION, CHALLENGER):
+            try:
+                info = registry.resolve(family, (alias,))
+            except LookupError:
+                continue
+            serving = serving or info.version  # champion, else challenger: what service loads
+            if info.version in seen:
+                continue
+            seen.add(info.version)
+            model = registry.load_version(family, info.version, alias=alias)
+            with err.status(f"scoring {model.name} v{model.version} ({alias})"):
+                metrics = evaluator(model, inputs)
+            failures = bar_failures(family, metrics, inputs)
+            is_serving = info.version == serving
+            failed = failed or (is_serving and bool(failures))
+            results.append(
+                {
+                    "family": family,
+                    "name": model.name,
+                    "version": model.version,
+                    "alias": alias,
+                    "run_id": model.run_id,
+                    "serving": is_serving,
+                    "metrics": metrics,
+                    "failures": failures,
+                }
+            )
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": not failed, "models": results}, indent=1) + "\n")
+    else:
+        if not results:
+            out.print("no registered models to evaluate")
+        for row in results:
+            scored = row["metrics"]
+            assert isinstance(scored, dict)
+            title = f"{row['name']} v{row['version']} ({row['alias']}, run {row['run_id']})"
+            table = Table("metric", "model", "baseline", title=title)
+            for key in sorted(k for k in scored if "baseline" not in k):
+                slice_name, _, metric = key.rpartition("/")
+                base = next(
+                    (
+                        v
+                        for k, v in scored.items()
+                        if k.startswith(f"{slice_name}/baseline") and k.endswith(metric)
+                    ),
+                    None,
+                )
+                table.add_row(key, f"{scored[key]:.4f}", "" if base is None else f"{base:.4f}")
+            out.print(table)
+            for failure in row["failures"]:  # type: ignore[attr-defined]
+                err.print(f"[red]below bar[/red] {row['name']} v{row['version']}: {failure}")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
-    """Entry point of the `tollgate` script."""
-    cli()
+    """Entry point of the `tollgate` script: usage errors exit 1, as `--help` documents.
+
+    The command-line parser exits 2 on a usage error by default; Tollgate keeps 2 for "some
+    documents could not be read" (ingest, parse), so a usage error is 1.
+    """
+    from typer._click.exceptions import UsageError  # Typer's own copy of click
+
+    try:
+        code = cli(standalone_mode=False)
+    except UsageError as exc:
+        exc.show()
+        sys.exit(1)
+    except (KeyboardInterrupt, EOFError):
+        err.print("aborted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -158,6 +160,17 @@ def test_eval_match_fails_when_the_rules_disagree(tmp_path: Path, world_dir: Pat
     assert "PRICE_VARIANCE: recall" in result.stdout
 
 
+def _tollgate(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point (exit codes included), as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -169,16 +182,16 @@ def test_eval_match_fails_when_the_rules_disagree(tmp_path: Path, world_dir: Pat
 def test_generate_rejects_bad_arguments_in_one_line(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    result = runner.invoke(cli, ["generate", "--out", str(tmp_path / "w"), *args])
-    assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
+    result = _tollgate("generate", "--out", str(tmp_path / "w"), *args)
+    assert result.returncode == 1  # a usage error
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_generate_reports_an_unwritable_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = runner.invoke(cli, ["generate", "--out", str(blocker / "w"), "--invoices", "3"])
-    assert result.exit_code == 2
-    assert "cannot write to" in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    result = _tollgate("generate", "--out", str(blocker / "w"), "--invoices", "3")
+    assert result.returncode == 1
+    assert "cannot write to" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
