@@ -38,6 +38,8 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load a
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
 	$(BIN)/tollgate ingest $(DEMO_DIR)/documents/ubl || test $$? -eq 2
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
+	# Models: duplicate/anomaly and delay, registered in the local MLflow store as challengers.
+	$(BIN)/tollgate train all --world $(DEMO_DIR) --cards-dir $(DEMO_DIR)/model_cards
 	# Demo people (password "tollgate-demo"): a clerk, two approvers, a controller.
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add clara --role clerk \
 	  --name "Clara Clerk" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
