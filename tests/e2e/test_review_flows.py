@@ -193,7 +193,9 @@ class Person:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path))
-        if also is not None:
+        # The README's pictures are refreshed only on request, so a test run changes no file
+        # under version control.
+        if also is not None and os.environ.get("TOLLGATE_UPDATE_DOC_IMAGES") == "1":
             shutil.copyfile(path, also)
 
     def close(self) -> None:
