@@ -38,7 +38,9 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load a
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
 	$(BIN)/tollgate ingest $(DEMO_DIR)/documents/ubl || test $$? -eq 2
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
-	# Models: duplicate/anomaly and delay, registered in the local MLflow store as challengers.
+	# Models, registered in the local MLflow store as challengers; the reason family learns from
+	# the rules' findings on the world, which eval match writes (and scores on the way).
+	$(BIN)/tollgate eval match --world $(DEMO_DIR) --findings-out $(DEMO_DIR)/findings.jsonl
 	$(BIN)/tollgate train all --world $(DEMO_DIR) --cards-dir $(DEMO_DIR)/model_cards
 	# Demo people (password "tollgate-demo"): a clerk, two approvers, a controller.
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add clara --role clerk \
@@ -51,7 +53,7 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load a
 	  --name "Carl Controller" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
 
 demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
-	$(BIN)/tollgate serve --host 127.0.0.1 --port 8000
+	TOLLGATE_WORKER_IN_PROCESS=true $(BIN)/tollgate serve --host 127.0.0.1 --port 8000
 
 serve: $(STAMP)  ## serve whatever the database holds
 	$(BIN)/tollgate serve

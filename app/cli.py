@@ -23,6 +23,7 @@ from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
 from app.documents.bulk import BulkResult, ingest_many
 from app.documents.parsing import make_parser
+from app.erp.cli import erp_cli, worker
 from app.errors import AppError
 from app.logs import configure_logging
 from app.masterdata.loader import read_master_data
@@ -45,6 +46,8 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(eval_cli, name="eval")
 keys_cli = typer.Typer(help="API keys for other systems (scoped, revocable).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="api-keys")
+cli.add_typer(erp_cli, name="erp")
+cli.command()(worker)
 users_cli = typer.Typer(
     help="People who work in Tollgate, their roles and limits.", no_args_is_help=True
 )

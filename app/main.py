@@ -18,6 +18,8 @@ from app.cases.router import router as cases_router
 from app.db.session import make_engine, make_session_factory
 from app.documents.parsing import make_parser
 from app.documents.router import router as documents_router
+from app.erp.service import RetryPolicy, make_adapter
+from app.erp.worker import InProcessWorker
 from app.errors import AppError
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -63,10 +65,24 @@ def create_app(
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     parser = make_parser(settings)
+    factory = session_factory or make_session_factory(make_engine(settings.database_url))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The embedded demo posts approved invoices from inside the web process; production
+        # runs `tollgate worker` processes instead.
+        worker = (
+            InProcessWorker(
+                factory, make_adapter(settings), policy=RetryPolicy.from_settings(settings)
+            )
+            if settings.worker_in_process
+            else None
+        )
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         parser.close()  # stop the parsing workers with the service
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package: no CDN at run time.
@@ -77,9 +93,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.session_factory = session_factory or make_session_factory(
-        make_engine(settings.database_url)
-    )
+    app.state.session_factory = factory
     app.state.blobs = BlobStore(settings.blobs)
     app.state.parser = parser
 

@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     page_size_max: int = 200
+    # ERP posting (DESIGN §2 step 9): the adapter, and how the outbox worker retries.
+    erp_adapter: Literal["ubl-export", "tryton"] = "ubl-export"
+    erp_export_dir: Path | None = Field(default=None, description="UBL export folder")
+    outbox_max_attempts: int = Field(default=8, ge=1, description="tries before dead-letter")
+    outbox_lease_seconds: float = Field(default=300.0, gt=0, description="a send's lease")
+    outbox_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    outbox_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    worker_in_process: bool = Field(
+        default=False, description="run the outbox worker inside `tollgate serve` (the demo)"
+    )
+    tryton_url: str = Field(default="http://127.0.0.1:8000", description="trytond JSON-RPC base")
+    tryton_database: str = "tollgate"
+    tryton_user: str = "admin"
+    tryton_password: str = ""
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
@@ -44,6 +58,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'tollgate.db'}"
         if self.blob_dir is None:
             self.blob_dir = self.data_dir / "blobs"
+        if self.erp_export_dir is None:
+            self.erp_export_dir = self.data_dir / "erp-export"
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("TOLLGATE_SECRET_KEY must be set to a real secret in production")
         return self

@@ -32,6 +32,7 @@ from app.erp.protocol import (
     PostingRequest,
     SupplierData,
 )
+from app.settings import Settings
 from pipelines.canonical import (
     CreditNote,
     DocumentLine,
@@ -765,3 +766,13 @@ class TrytonAdapter:
 
 class _SessionExpired(Exception):
     """Tryton answered 401: the session is gone (or the login failed)."""
+
+
+def from_settings(settings: Settings) -> TrytonAdapter:
+    """The adapter the settings describe (TOLLGATE_TRYTON_URL, _DATABASE, _USER, _PASSWORD)."""
+    return TrytonAdapter(
+        settings.tryton_url,
+        settings.tryton_database,
+        settings.tryton_user,
+        settings.tryton_password,
+    )
