@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from models.embeddings import DIMENSIONS, TextEmbedder
 from models.features import CaseFeatures, describe
+from models.registry import Head, register_head_kind
 from pipelines.reasons import ReasonCode
 
 MIN_SUPPORT = 8  # positives (and negatives) a code needs in training to get its own model
@@ -84,7 +85,7 @@ def best_threshold(probabilities: NDArray[np.float64], labels: NDArray[np.bool_]
 class CodeModel:
     """One code's classifier, its calibration and its decision threshold."""
 
-    classifier: lgb.LGBMClassifier
+    classifier: lgb.LGBMClassifier | BoosterClassifier  # the latter when read from a bundle
     calibrator: IsotonicRegression
     threshold: float
     support: int
@@ -299,3 +300,202 @@ def macro_f1(scores: Mapping[str, tuple[float, float, float, int]]) -> float:
     """Mean F1 over the codes that occur in the truth (support > 0)."""
     f1s = [f1 for _, _, f1, support in scores.values() if support > 0]
     return float(np.mean(f1s)) if f1s else math.nan
+
+
+# -- bundles (`tollgate-reason` in the MLflow registry): no pickle ----------------------------
+
+HEAD_KIND = "reason"
+MODEL_FILE = "reason_model.json"
+CALIBRATORS_FILE = "reason_calibrators.json"
+
+
+class BoosterClassifier:
+    """A binary LightGBM booster loaded from its text file, with the classifier calls we use."""
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self.booster_ = booster
+
+    def predict_proba(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Columns P(no), P(yes), as `LGBMClassifier.predict_proba` returns them."""
+        p = np.asarray(self.booster_.predict(x), dtype=np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, x: NDArray[np.float64], pred_contrib: bool = False) -> NDArray[np.float64]:
+        """Probabilities, or per-feature log-odds contributions (`pred_contrib=True`)."""
+        return np.asarray(self.booster_.predict(x, pred_contrib=pred_contrib), dtype=np.float64)
+
+
+def text_input_names() -> list[str]:
+    """Head input columns of the raw MiniLM vectors: `desc_emb_0..383`, `note_emb_0..383`."""
+    return [f"{name}_emb_{i}" for name in TEXT_FIELDS for i in range(DIMENSIONS)]
+
+
+def case_feature_names(model: ReasonModel) -> list[str]:
+    """The case feature columns the model was fitted on (its features minus text components)."""
+    return [n for n in model.feature_names if "_text_" not in n]
+
+
+def head_matrix(features: CaseFeatures) -> NDArray[np.float64]:
+    """The reason head's input rows: case features, then the raw text vectors (embedded first)."""
+    if features.text is None:
+        raise ValueError("embed the texts first (models.reason.embed_texts)")
+    return np.hstack([features.matrix, features.text.astype(np.float64)])
+
+
+def _state_to_json(state: Mapping[str, Any]) -> dict[str, Any]:
+    # Arrays keep their dtype so the rebuilt estimator computes bit for bit the same.
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            out[key] = {"array": value.tolist(), "dtype": str(value.dtype)}
+        elif isinstance(value, np.generic):
+            out[key] = {"scalar": value.item(), "dtype": str(value.dtype)}
+        elif value is None or isinstance(value, bool | int | float | str):
+            out[key] = {"value": value}
+        else:
+            raise TypeError(f"cannot store {key}={type(value).__name__} as JSON")
+    return out
+
+
+def _state_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in data.items():
+        if "array" in item:
+            out[key] = np.asarray(item["array"], dtype=item["dtype"])
+        elif "scalar" in item:
+            out[key] = np.dtype(item["dtype"]).type(item["scalar"])
+        else:
+            out[key] = item["value"]
+    return out
+
+
+def calibrator_to_json(calibrator: IsotonicRegression) -> dict[str, Any]:
+    """An isotonic calibrator's fitted state (thresholds and values) as plain JSON."""
+    return _state_to_json(calibrator.__getstate__())
+
+
+def calibrator_from_json(data: Mapping[str, Any]) -> IsotonicRegression:
+    """Rebuild an isotonic calibrator through scikit-learn's own `__setstate__`."""
+    calibrator = IsotonicRegression()
+    calibrator.__setstate__(_state_from_json(data))
+    return calibrator
+
+
+def _load_skops(path: Path) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    # Our own store, still refuse anything outside scikit-learn and numpy.
+    allowed = [t for t in untrusted if t.startswith(("sklearn.", "numpy."))]
+    if len(allowed) != len(untrusted):
+        raise ValueError(f"{path.name} holds types outside scikit-learn/numpy: {untrusted}")
+    return sio.load(path, trusted=allowed)
+
+
+def to_bundle(model: ReasonModel, folder: Path) -> dict[str, Any]:
+    """Write a fitted model into a bundle folder; returns its `bundle.json` head spec."""
+    import json
+
+    import skops.io as sio
+
+    if not model.feature_names:
+        raise ValueError("the reason model is not fitted")
+    files: dict[str, str] = {}
+    for code, code_model in model.codes.items():
+        files[code] = f"reason_{code.lower()}.txt"
+        code_model.classifier.booster_.save_model(str(folder / files[code]))
+    pca_files: dict[str, str | None] = {}
+    for name in TEXT_FIELDS:
+        pca = model._pca.get(name)
+        pca_files[name] = None if pca is None else f"reason_pca_{name}.skops"
+        if pca is not None:
+            sio.dump(pca, folder / f"reason_pca_{name}.skops")
+    calibrators = {c: calibrator_to_json(m.calibrator) for c, m in model.codes.items()}
+    (folder / CALIBRATORS_FILE).write_text(json.dumps(calibrators), encoding="utf-8")
+    state = {
+        "min_support": model.min_support,
+        "folds": model.folds,
+        "seed": model.seed,
+        "feature_names": model.feature_names,
+        "fallback": model.fallback,
+        "thresholds": {c: m.threshold for c, m in model.codes.items()},
+        "support": {c: m.support for c, m in model.codes.items()},
+    }
+    (folder / MODEL_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+    return {
+        "kind": HEAD_KIND,
+        "files": files,
+        "pca": pca_files,
+        "calibrators": CALIBRATORS_FILE,
+        "model": MODEL_FILE,
+        "features": [*case_feature_names(model), *text_input_names()],
+        "outputs": [code.value for code in ReasonCode],
+        "meta": {
+            "thresholds": {
+                c.value: float(t) for c, t in zip(ReasonCode, model.thresholds(), strict=True)
+            },
+            "modelled_codes": sorted(model.codes),
+            "fallback_codes": list(model.fallback),
+            "text_dimensions": DIMENSIONS,
+            "inputs": "case features (models.features), then mean line-description and note "
+            "MiniLM vectors (models.reason.head_matrix)",
+        },
+    }
+
+
+def from_bundle(folder: Path, spec: Mapping[str, Any]) -> ReasonModel:
+    """Rebuild a `ReasonModel` from bundle files (boosters as text, calibrators as JSON)."""
+    import json
+
+    state = json.loads((folder / spec["model"]).read_text(encoding="utf-8"))
+    calibrators = json.loads((folder / spec["calibrators"]).read_text(encoding="utf-8"))
+    model = ReasonModel(
+        min_support=int(state["min_support"]), folds=int(state["folds"]), seed=int(state["seed"])
+    )
+    model.feature_names = list(state["feature_names"])
+    model.fallback = list(state["fallback"])
+    for code, file in spec["files"].items():
+        model.codes[code] = CodeModel(
+            classifier=BoosterClassifier(lgb.Booster(model_file=str(folder / file))),
+            calibrator=calibrator_from_json(calibrators[code]),
+            threshold=float(state["thresholds"][code]),
+            support=int(state["support"][code]),
+        )
+    for name in TEXT_FIELDS:
+        file = spec["pca"].get(name)
+        model._pca[name] = None if file is None else _load_skops(folder / file)
+    return model
+
+
+def reason_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
+    """The registry head of kind "reason": `head_matrix` rows -> calibrated P per code."""
+    model = from_bundle(folder, spec)
+    features = tuple(spec["features"])
+    case_names = list(features[: len(features) - len(TEXT_FIELDS) * DIMENSIONS])
+    width = len(case_names)
+
+    def compute(x: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        n = x.shape[0]
+        # Embeddings are float32 upstream; the PCA must see the same dtype as in training.
+        case = CaseFeatures(
+            case_names,
+            x[:, :width],
+            [[] for _ in range(n)],
+            [""] * n,
+            x[:, width:].astype(np.float32),
+        )
+        matrix = model.probability_matrix(case)
+        return {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
+
+    return Head(
+        name=name,
+        features=features,
+        outputs=tuple(spec["outputs"]),
+        categorical={},
+        compute=compute,
+        meta=spec.get("meta", {}),
+    )
+
+
+# Importing this module teaches `ModelRegistry.load("reason")` the head kind.
+register_head_kind(HEAD_KIND, reason_head)
