@@ -16,11 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit.service import Actor
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
 from app.erp import service
 from app.erp.protocol import ErpError
 from app.erp.service import RetryPolicy
+from app.erp.sync import erp_sync
 from app.erp.worker import RoundStats, drain, run_forever, run_round
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -117,6 +119,30 @@ def reconcile(
             table.add_row(b.kind, b.idempotency_key, str(b.case_id or ""), b.detail)
         out.print(table)
         raise typer.Exit(code=1)
+
+
+@erp_cli.command()
+def sync(
+    full: Annotated[
+        bool, typer.Option("--full", help="fetch everything, not only what changed since")
+    ] = False,
+) -> None:
+    """Pull suppliers, POs and receipts from the ERP; open cases on changed POs re-match."""
+    factory = _factory()
+    adapter = service.make_adapter(get_settings())
+    try:
+        with transaction(factory) as session:
+            summary = erp_sync(session, adapter, Actor("erp-sync", "system"), full=full)
+    except ErpError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(code=2) from None
+    table = Table("what", "count", title=f"Synced from {summary.adapter}")
+    table.add_row("suppliers", str(summary.suppliers))
+    table.add_row("purchase orders", str(summary.purchase_orders))
+    table.add_row("receipts", str(summary.receipts))
+    table.add_row("receipts skipped (PO unknown)", str(len(summary.skipped_receipts)))
+    table.add_row("open cases re-matched", str(len(summary.rematched_cases)))
+    out.print(table)
 
 
 @erp_cli.command()

@@ -110,3 +110,12 @@ def test_ingest_reads_every_document_of_a_bulk_csv(env: Path, demo_dir: Path) ->
     # The same file again: every part is already stored (content-addressed, per document).
     again = runner.invoke(cli, ["ingest", "--json", str(path)])
     assert {json.loads(x)["outcome"] for x in again.stdout.splitlines()} == {"already stored"}
+
+
+def test_erp_sync_reports_what_it_pulled(env: Path) -> None:
+    # The embedded UBL-export adapter holds no master data: a sync pulls nothing, and says so.
+    # (A sync from a real Tryton is tested in tests/integration/test_tryton.py.)
+    result = runner.invoke(cli, ["erp", "sync"])
+    assert result.exit_code == 0, result.output
+    assert "Synced from ubl-export" in result.output
+    assert "open cases re-matched" in result.output
