@@ -33,8 +33,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +41,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
 
 from _machine import describe
-from review_fixtures import make_cases
-from sqlalchemy import Engine, create_engine, select, text, update
+from review_fixtures import seed_approved
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import service as audit
-from app.audit.service import Actor
 from app.db import migrate
-from app.db.base import utcnow
 from app.db.session import make_engine, make_session_factory, transaction
-from app.db.tables import Case, CaseState, ErpPosting, InvoiceRow, PostingState
+from app.db.tables import ErpPosting
 from app.erp import worker
 from app.erp.protocol import ErpUnavailable, PostingRequest
 from app.erp.service import RetryPolicy
 from app.erp.ubl_export import UblExportAdapter
 from app.logs import configure_logging
-from pipelines.canonical import DocumentLine, DocumentTotals, Invoice, Party, TaxSubtotal
 
 PHASES = ("random", "after_post", "backoff")
 POLICY = RetryPolicy(
@@ -69,74 +64,9 @@ POLICY = RetryPolicy(
 )
 
 
-def invoice_for(number: str, gross: Decimal) -> Invoice:
-    """A small, balanced, zero-rated invoice that UBL can carry."""
-    return Invoice(
-        number=number,
-        issue_date=date(2026, 1, 15),
-        currency="EUR",
-        supplier=Party(name="Acme Supplies GmbH", vat_id="DE123456789"),
-        buyer=Party(name="Tollgate Buyer BV"),
-        lines=[
-            DocumentLine(
-                line_id="1",
-                quantity=Decimal(1),
-                unit_price=gross,
-                line_amount=gross,
-                tax_category="Z",
-                tax_rate=Decimal(0),
-            )
-        ],
-        tax_breakdown=[
-            TaxSubtotal(category="Z", rate=Decimal(0), taxable_amount=gross, tax_amount=Decimal(0))
-        ],
-        totals=DocumentTotals(
-            line_extension=gross,
-            tax_exclusive=gross,
-            tax=Decimal(0),
-            tax_inclusive=gross,
-            payable=gross,
-        ),
-    )
-
-
-def seed_approved(
-    factory: sessionmaker[Session], count: int, prefix: str, gross: Decimal = Decimal("1190.00")
-) -> list[str]:
-    """`count` approved cases with pending outbox rows (as sign-off leaves them); their keys."""
-    case_ids = make_cases(factory, count, gross=gross, prefix=prefix)
-    now = utcnow()
-    keys: list[str] = []
-    with transaction(factory) as session:
-        numbers = dict(
-            session.execute(
-                select(Case.id, InvoiceRow.number)
-                .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
-                .where(Case.id.in_(case_ids))
-            ).all()
-        )
-        for case_id in case_ids:
-            canonical = invoice_for(numbers[case_id] or str(case_id), gross).model_dump(mode="json")
-            invoice_id = select(Case.invoice_id).where(Case.id == case_id).scalar_subquery()
-            session.execute(
-                update(InvoiceRow).where(InvoiceRow.id == invoice_id).values(canonical=canonical)
-            )
-            session.execute(
-                update(Case).where(Case.id == case_id).values(state=CaseState.APPROVED.value)
-            )
-            key = f"tollgate-case-{case_id}"
-            session.add(
-                ErpPosting(
-                    case_id=case_id,
-                    idempotency_key=key,
-                    state=PostingState.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-            )
-            audit.record(session, Actor("bench", "approver"), "case.signed", "case", case_id)
-            keys.append(key)
-    return keys
+def seed_keys(factory: sessionmaker[Session], count: int, prefix: str) -> list[str]:
+    """Approved cases with pending outbox rows, as sign-off leaves them; their keys."""
+    return [key for _case_id, key in seed_approved(factory, count, prefix=prefix)]
 
 
 class JournalAdapter(UblExportAdapter):
@@ -259,7 +189,7 @@ def main() -> None:
         factory = make_session_factory(engine)
         for run in range(args.runs):
             phase = PHASES[run % len(PHASES)]
-            keys = seed_approved(factory, args.cases, f"crash-{run}")
+            keys = seed_keys(factory, args.cases, f"crash-{run}")
             all_keys.extend(keys)
             engine.dispose()  # no pooled connection may cross the fork
             ready, done = ctx.Event(), ctx.Value("d", 0.0)

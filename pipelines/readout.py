@@ -20,23 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.canonical import Claim, CreditNote, Invoice
+from pipelines.extract.lexicon import FIELDS
 from pipelines.matching import ToleranceLookup, validate_document
 from pipelines.parsers import ParsedDocument
 from pipelines.parsers.errors import ParseError
 
-FIELD_NAMES = (
-    "supplier_name",
-    "supplier_vat_id",
-    "iban",
-    "invoice_number",
-    "issue_date",
-    "due_date",
-    "po_reference",
-    "currency",
-    "net_total",
-    "tax_total",
-    "gross_total",
-)
+# The header fields the PDF extractor reads, and so the ones every record reports.
+FIELD_NAMES = FIELDS
 
 Document = Invoice | CreditNote | Claim
 _FROM_DOCUMENT: dict[str, Callable[[Document], object]] = {

@@ -1,21 +1,34 @@
-"""Open cases in bulk for queue tests and the claim soak benchmark (bench/claim_soak.py).
+"""Databases and cases for queue and outbox tests and their benchmarks (bench/claim_soak.py,
+bench/posting_crash.py).
 
 Each case is a clean, triaged invoice with just the rows a review needs (document, invoice,
-case); matching is not involved, so thousands are written in seconds.
+case); matching is not involved, so thousands are written in seconds. `seed_approved` leaves
+them as sign-off does: approved, with a pending outbox row.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
-from sqlalchemy import insert, select
+import pytest
+from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.db import migrate
 from app.db.base import utcnow
-from app.db.session import transaction
-from app.db.tables import Case, CaseState, Document, InvoiceRow
+from app.db.session import make_engine, make_session_factory, transaction
+from app.db.tables import Case, CaseState, Document, ErpPosting, InvoiceRow, PostingState
+from pipelines.canonical import DocumentLine, DocumentTotals, Invoice, Party, TaxSubtotal
 
 BATCH = 5000
 
@@ -90,3 +103,120 @@ def make_cases(
                 )
             )
     return ids
+
+
+def invoice_for(number: str, gross: Decimal) -> Invoice:
+    """A small, balanced, zero-rated invoice that UBL can carry."""
+    return Invoice(
+        number=number,
+        issue_date=date(2026, 1, 15),
+        due_date=date(2026, 2, 14),
+        currency="EUR",
+        supplier=Party(name="Acme Supplies GmbH", vat_id="DE123456789"),
+        buyer=Party(name="Tollgate Buyer BV"),
+        po_reference="PO-1001",
+        lines=[
+            DocumentLine(
+                line_id="1",
+                description="widgets",
+                quantity=Decimal(1),
+                unit_price=gross,
+                line_amount=gross,
+                tax_category="Z",
+                tax_rate=Decimal(0),
+            )
+        ],
+        tax_breakdown=[
+            TaxSubtotal(category="Z", rate=Decimal(0), taxable_amount=gross, tax_amount=Decimal(0))
+        ],
+        totals=DocumentTotals(
+            line_extension=gross,
+            tax_exclusive=gross,
+            tax=Decimal(0),
+            tax_inclusive=gross,
+            payable=gross,
+        ),
+    )
+
+
+def seed_approved(
+    factory: sessionmaker[Session],
+    count: int,
+    *,
+    prefix: str,
+    gross: Decimal = Decimal("1190.00"),
+    readable: bool = True,
+) -> list[tuple[int, str]]:
+    """`count` approved cases with pending outbox rows, as sign-off leaves them; (case, key)."""
+    case_ids = make_cases(factory, count, gross=gross, prefix=prefix)
+    now = utcnow()
+    out: list[tuple[int, str]] = []
+    with transaction(factory) as session:
+        for case_id in case_ids:
+            case = session.get(Case, case_id)
+            assert case is not None
+            if readable:
+                number = session.scalar(
+                    select(InvoiceRow.number).where(InvoiceRow.id == case.invoice_id)
+                )
+                assert number is not None
+                canonical = invoice_for(number, gross).model_dump(mode="json")
+                session.execute(
+                    update(InvoiceRow)
+                    .where(InvoiceRow.id == case.invoice_id)
+                    .values(canonical=canonical)
+                )
+            case.state = CaseState.APPROVED.value
+            key = f"tollgate-case-{case_id}"
+            session.add(
+                ErpPosting(
+                    case_id=case_id,
+                    idempotency_key=key,
+                    state=PostingState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
+            # Sign-off audits the approval (and so creates the chain head before any worker).
+            audit.record(
+                session,
+                Actor("seeder", "approver"),
+                "case.signed",
+                "case",
+                case_id,
+                after={"state": CaseState.APPROVED.value},
+            )
+            out.append((case_id, key))
+    return out
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A fresh migrated SQLite or PostgreSQL database for one test (skips without PostgreSQL).
+
+    For tests that commit: they share nothing with the rolled-back sessions of the others.
+    """
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+        engine.dispose()
+        return
+    admin_url = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
+    if not admin_url:
+        pytest.skip("TOLLGATE_TEST_POSTGRES_URL is not set (CI sets it)")
+    name = f"tollgate_fresh_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=10)
+        yield make_session_factory(engine)
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -12,19 +12,16 @@ import random
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from review_fixtures import make_cases
-from sqlalchemy import create_engine, select, text, update
-from sqlalchemy.engine import make_url
+from review_fixtures import fresh_database, invoice_for, make_cases, seed_approved
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -53,7 +50,6 @@ from app.errors import Conflict
 from app.reviews import service as reviews
 from app.settings import get_settings
 from app.users import service as users
-from pipelines.canonical import DocumentLine, DocumentTotals, Invoice, Party, TaxSubtotal
 from pipelines.parsers.ubl import read_ubl
 from pipelines.parsers.xml_safety import parse_xml
 
@@ -65,129 +61,13 @@ POLICY = RetryPolicy(
 )
 
 
-def invoice_for(number: str, gross: Decimal) -> Invoice:
-    """A small, balanced, zero-rated invoice that UBL can carry."""
-    return Invoice(
-        number=number,
-        issue_date=date(2026, 1, 15),
-        due_date=date(2026, 2, 14),
-        currency="EUR",
-        supplier=Party(name="Acme Supplies GmbH", vat_id="DE123456789"),
-        buyer=Party(name="Tollgate Buyer BV"),
-        po_reference="PO-1001",
-        lines=[
-            DocumentLine(
-                line_id="1",
-                description="widgets",
-                quantity=Decimal(1),
-                unit_price=gross,
-                line_amount=gross,
-                tax_category="Z",
-                tax_rate=Decimal(0),
-            )
-        ],
-        tax_breakdown=[
-            TaxSubtotal(category="Z", rate=Decimal(0), taxable_amount=gross, tax_amount=Decimal(0))
-        ],
-        totals=DocumentTotals(
-            line_extension=gross,
-            tax_exclusive=gross,
-            tax=Decimal(0),
-            tax_inclusive=gross,
-            payable=gross,
-        ),
-    )
-
-
-def seed_approved(
-    factory: sessionmaker[Session],
-    count: int,
-    *,
-    prefix: str,
-    gross: Decimal = Decimal("1190.00"),
-    readable: bool = True,
-) -> list[tuple[int, str]]:
-    """`count` approved cases with pending outbox rows, as sign-off leaves them; (case, key)."""
-    case_ids = make_cases(factory, count, gross=gross, prefix=prefix)
-    now = utcnow()
-    out: list[tuple[int, str]] = []
-    with transaction(factory) as session:
-        for case_id in case_ids:
-            case = session.get(Case, case_id)
-            assert case is not None
-            if readable:
-                number = session.scalar(
-                    select(InvoiceRow.number).where(InvoiceRow.id == case.invoice_id)
-                )
-                assert number is not None
-                canonical = invoice_for(number, gross).model_dump(mode="json")
-                session.execute(
-                    update(InvoiceRow)
-                    .where(InvoiceRow.id == case.invoice_id)
-                    .values(canonical=canonical)
-                )
-            case.state = CaseState.APPROVED.value
-            key = f"tollgate-case-{case_id}"
-            session.add(
-                ErpPosting(
-                    case_id=case_id,
-                    idempotency_key=key,
-                    state=PostingState.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-            )
-            # Sign-off audits the approval (and so creates the chain head before any worker).
-            audit.record(
-                session,
-                Actor("seeder", "approver"),
-                "case.signed",
-                "case",
-                case_id,
-                after={"state": CaseState.APPROVED.value},
-            )
-            out.append((case_id, key))
-    return out
-
-
-@contextmanager
-def outbox_database(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[sessionmaker[Session]]:
-    """A fresh migrated SQLite or PostgreSQL database for one test (skips without PostgreSQL)."""
-    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    admin_url = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
-    if not admin_url:
-        pytest.skip("TOLLGATE_TEST_POSTGRES_URL is not set (CI sets it)")
-    name = f"tollgate_outbox_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
-        engine = make_engine(url, pool_size=10)
-        yield make_session_factory(engine)
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def factory(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[sessionmaker[Session]]:
     """A fresh migrated database of its own: these tests commit, so they share nothing."""
-    with outbox_database(request.param, tmp_path, monkeypatch) as made:
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+    with fresh_database(request.param, tmp_path) as made:
         yield made
 
 

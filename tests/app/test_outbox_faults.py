@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from review_fixtures import fresh_database, seed_approved
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from test_outbox import outbox_database, seed_approved
 
 from app.db.base import utcnow
 from app.db.session import transaction
@@ -234,11 +234,9 @@ class HttpErpAdapter:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def factory(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[sessionmaker[Session]]:
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """A fresh migrated database of its own."""
-    with outbox_database(request.param, tmp_path, monkeypatch) as made:
+    with fresh_database(request.param, tmp_path) as made:
         yield made
 
 

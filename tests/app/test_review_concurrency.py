@@ -6,23 +6,19 @@ session of other tests cannot be shared between threads), one per backend.
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from review_fixtures import make_cases
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from review_fixtures import fresh_database, make_cases
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor
-from app.db import migrate
-from app.db.session import make_engine, make_session_factory, transaction
+from app.db.session import transaction
 from app.db.tables import Case, CaseState, DecisionAction, ErpPosting, User
 from app.errors import Conflict
 from app.reviews import service as reviews
@@ -37,30 +33,8 @@ def factory(
 ) -> Iterator[sessionmaker[Session]]:
     """A fresh migrated database of its own: these tests commit, so they share nothing."""
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'race.db'}"
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-        engine.dispose()
-        return
-    admin_url = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
-    if not admin_url:
-        pytest.skip("TOLLGATE_TEST_POSTGRES_URL is not set (CI sets it)")
-    name = f"tollgate_race_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(request.param, tmp_path) as made:
+        yield made
 
 
 def _approver(factory: sessionmaker[Session], name: str) -> int:

@@ -794,7 +794,7 @@ class Generator:
         draft = self._base(day, pack_multiples=True)
         line = next((ln for ln in draft.lines if _packed(draft, ln)), None)
         if line is None:
-            return self._finish_as(draft, "price_variance", self._mod_price_variance)
+            return self._finish_as(draft, self._mod_price_variance)
         pack = _pack(draft, line)
         line.quantity /= pack
         line.unit_price *= pack
@@ -803,7 +803,7 @@ class Generator:
         self._finish(draft)
         return 1
 
-    def _finish_as(self, draft: _Draft, name: str, modify: Callable[[_Draft], None]) -> int:
+    def _finish_as(self, draft: _Draft, modify: Callable[[_Draft], None]) -> int:
         modify(draft)
         self._finish(draft)
         return 1
@@ -947,11 +947,13 @@ class Generator:
         )
         truth = Truth(duplicate_of=original.doc_id)
         truth.add(f"duplicate_{variant}", R.DUPLICATE)
-        self._emit_copy(original, copy, truth)
+        self._emit_related(original, copy, truth)
         self.originals.remove(original)
         return 1
 
-    def _emit_copy(self, original: GeneratedDocument, document: Document, truth: Truth) -> None:
+    def _emit_related(self, original: GeneratedDocument, document: Document, truth: Truth) -> None:
+        """A document about an earlier one (a re-send, credit note or claim): same supplier,
+        company and PO."""
         self.doc_seq += 1
         self.world.documents.append(
             GeneratedDocument(
@@ -993,7 +995,7 @@ class Generator:
             copy = _rebalanced(copy, [bumped, *lines[1:]])
         truth = Truth(duplicate_of=original.doc_id)
         truth.add(f"duplicate_{variant}", R.DUPLICATE, decidable=False)
-        self._emit_copy(original, copy, truth)
+        self._emit_related(original, copy, truth)
         self.originals.remove(original)
         return 1
 
@@ -1002,7 +1004,7 @@ class Generator:
         draft = self._base(day, pack_multiples=True)
         candidates = [ln for ln in draft.lines if _packed(draft, ln)]
         if not candidates:
-            return self._finish_as(draft, "price_variance", self._mod_price_variance)
+            return self._finish_as(draft, self._mod_price_variance)
         line = self.rng.choice(candidates)
         pack = _pack(draft, line)
         line.quantity /= pack
@@ -1040,7 +1042,7 @@ class Generator:
             self._receive(
                 po, {ln.line_no: ln.quantity for ln in self._goods(po)}, order + timedelta(days=2)
             )
-            return self._finish_as(draft, "price_variance", self._mod_price_variance)
+            return self._finish_as(draft, self._mod_price_variance)
         line = self.rng.choice(goods)
         now = {ln.line_no: ln.quantity for ln in self._goods(po)}
         now[line.line_no] = (line.quantity * Decimal("0.5")).to_integral_value()
@@ -1157,17 +1159,7 @@ class Generator:
             "due_date": issue,
         }
         credit = _rebalanced(CreditNote(**header, billing_reference=reference), lines)
-        self.doc_seq += 1
-        self.world.documents.append(
-            GeneratedDocument(
-                f"D{self.doc_seq:06d}",
-                credit,
-                supplier,
-                truth,
-                original.company,
-                original.po_number,
-            )
-        )
+        self._emit_related(original, credit, truth)
 
     def _claim(self, day: date) -> None:
         if not self.originals:
@@ -1211,12 +1203,7 @@ class Generator:
             ),
             [line],
         )
-        self.doc_seq += 1
-        self.world.documents.append(
-            GeneratedDocument(
-                f"D{self.doc_seq:06d}", claim, supplier, truth, original.company, original.po_number
-            )
-        )
+        self._emit_related(original, claim, truth)
 
 
 # -- helpers ----------------------------------------------------------------------------------
