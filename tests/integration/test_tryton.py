@@ -19,16 +19,18 @@ from sqlalchemy import select
 
 from app.audit.service import Actor
 from app.blobs import BlobStore
-from app.cases.service import DOCUMENT_ADAPTER
 from app.db import migrate
 from app.db.session import make_engine, make_session_factory, transaction
-from app.db.tables import Case, CaseState, ErpPosting, PostingState, Supplier
-from app.documents import repository as documents_repository
+from app.db.tables import Case, CaseState, DecisionAction, ErpPosting, PostingState, Supplier, User
 from app.documents.service import ingest_bytes
-from app.erp import sync
+from app.erp import repository as erp_repository
+from app.erp import service as erp_service
+from app.erp import sync, worker
 from app.erp.protocol import ErpRejected, ErpUnavailable, PostingRequest
 from app.erp.tryton import MESSAGE_LIMIT, TrytonAdapter, _user_message
 from app.masterdata import repository as masterdata_repository
+from app.reviews import service as reviews
+from app.users import service as users
 from pipelines.canonical import DocumentLine, DocumentTotals, Invoice, Party, TaxSubtotal
 from pipelines.writers.ubl import write_ubl
 
@@ -161,35 +163,46 @@ def test_sync_match_approve_post_and_find(
         # 6 invoiced, 6 received, 10 ordered at the PO price: a clean 3-way match.
         assert outcome.reasons == []
         case_id = outcome.case.id
-        invoice_id = outcome.case.invoice_id
-        # Approval as the reviews service leaves it: case approved plus an outbox row.
-        case = session.get(Case, case_id)
-        assert case is not None
-        case.state = CaseState.APPROVED.value
-        session.add(
-            ErpPosting(
-                case_id=case_id,
-                idempotency_key=f"tollgate-case-{case_id}",
-                state=PostingState.PENDING.value,
-                attempts=0,
-            )
+        approver = users.create_user(
+            session,
+            username="anna",
+            display_name="Anna",
+            role="approver",
+            password="a long enough password",
+            actor=ACTOR,
+            approval_limit=Decimal("50000"),
+            limit_currency="EUR",
         )
+
+    # Sign-off as a person does it: claim, sign; the signature writes the outbox row.
+    with transaction(factory) as session:
+        approver = session.scalars(select(User).where(User.username == "anna")).one()
+        held = reviews.claim(session, case_id, approver)
+        outcome_of_sign = reviews.decide(
+            session,
+            case_id,
+            approver,
+            token=held.token,
+            version=held.version,
+            action=DecisionAction.SIGN,
+        )
+        assert outcome_of_sign.state == CaseState.APPROVED.value
+
+    # The outbox worker posts it to Tryton: find_posted first, then post_invoice.
+    stats = worker.run_round(factory, adapter)
+    assert (stats.claimed, stats.posted, stats.errors) == (1, 1, [])
+    assert worker.run_once(factory, adapter) == 0  # nothing left to do
 
     with transaction(factory) as session:
         posting = session.scalars(select(ErpPosting).where(ErpPosting.case_id == case_id)).one()
-        invoice_row = documents_repository.get_invoice(session, invoice_id)
-        assert invoice_row is not None
-        request = PostingRequest(
-            idempotency_key=posting.idempotency_key,
-            case_id=case_id,
-            document=DOCUMENT_ADAPTER.validate_python(invoice_row.canonical),
-            supplier_ref=tryton.purchase["supplier_code"],
-            po_number=po_number,
-            signers=("approver-1",),
-        )
-        assert adapter.find_posted(request.idempotency_key) is None
-        reference = adapter.post_invoice(request)
-        posting.erp_reference, posting.state = reference, PostingState.POSTED.value
+        assert posting.state == PostingState.POSTED.value
+        assert session.get(Case, case_id).state == CaseState.POSTED.value  # type: ignore[union-attr]
+        reference = posting.erp_reference
+        assert reference
+        facts = erp_repository.posting_facts(session, posting.id)
+        request = erp_service.build_request(facts)
+    assert request.po_number == po_number
+    assert request.signers == ("anna",)
 
     # What Tryton holds now: one posted supplier invoice, linked to the PO line, with our key.
     (inv,) = adapter.search_read(
