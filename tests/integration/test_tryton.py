@@ -200,6 +200,7 @@ def test_sync_match_approve_post_and_find(
         reference = posting.erp_reference
         assert reference
         facts = erp_repository.posting_facts(session, posting.id)
+        assert facts is not None
         request = erp_service.build_request(facts)
     assert request.po_number == po_number
     assert request.signers == ("anna",)
