@@ -1,6 +1,7 @@
 """Claim soak: N clerks claim and hand back cases as fast as they can; nothing is claimed twice.
 
     python bench/claim_soak.py --db URL --clerks 20 --seconds 30 [--cases 1000] [--open 0]
+                               [--work-ms 0]
 
 URL is an empty database to use: `sqlite:////tmp/soak.db` (created) or a PostgreSQL server URL
 (`postgresql+psycopg://postgres@127.0.0.1:5432/postgres`: a fresh database is created on it and
@@ -9,12 +10,16 @@ transaction (`claim_next`), note it, hand it back in another (`release`). A shar
 records who holds what between the two commits: a case claimed while the ledger says someone
 else holds it is a double claim. At the end every case must be unclaimed and open (else it is
 lost). `--open N` adds N more open cases first (the 100,000-case queue of issue 6).
+`--work-ms M` makes each clerk hold a case for about M ms (uniform 0.5 to 1.5 times M) before
+handing it back, as a person reading it would; with the default 0 the clerks claim back to back,
+which measures the saturated service: latency is then mostly time spent queueing behind the others.
 The last line prints `double_claims=… lost=… claims_per_s=… p95_ms=…`.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import threading
@@ -65,11 +70,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="how long to run")
     parser.add_argument("--cases", type=int, default=1000, help="cases the clerks work on")
     parser.add_argument("--open", type=int, default=0, help="extra open cases in the queue")
+    parser.add_argument(
+        "--work-ms", type=float, default=0.0, help="time a clerk holds a case (0: back to back)"
+    )
     args = parser.parse_args()
     configure_logging("WARNING", json=False)
     url, drop = _database(args.db)
     print(f"machine: {describe()}")
-    print(f"database: {make_url(url).get_backend_name()}, {args.clerks} clerks, {args.seconds} s")
+    print(
+        f"database: {make_url(url).get_backend_name()}, {args.clerks} clerks, {args.seconds} s, "
+        f"work {args.work_ms:g} ms per case, {args.cases + args.open} open cases"
+    )
     try:
         migrate.upgrade(url)
         engine = make_engine(url, pool_size=args.clerks + 5) if drop else make_engine(url)
@@ -101,6 +112,7 @@ def main() -> None:
 
         def clerk(user_id: int) -> None:
             nonlocal double_claims, claims, empty
+            pace = random.Random(user_id)
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
                 try:
@@ -123,6 +135,8 @@ def main() -> None:
                     if ledger.get(got.case_id) not in (None, user_id):
                         double_claims += 1
                     ledger[got.case_id] = user_id
+                if args.work_ms:
+                    time.sleep(args.work_ms / 1000 * pace.uniform(0.5, 1.5))
                 with ledger_lock:
                     ledger.pop(got.case_id, None)  # before the commit that frees it
                 try:
