@@ -23,10 +23,11 @@ from xml.etree import ElementTree as ET
 from pypdf import PdfReader
 from rapidfuzz import fuzz
 
-from pipelines.canonical import Invoice, SupplierDocument
-from pipelines.extract import extract_pdf
+from pipelines.canonical import DocumentLine, Invoice, SupplierDocument
+from pipelines.extract import Extraction, extract_pdf
 from pipelines.extract.numbers import find_amounts, find_dates
 from pipelines.extract.text import Line
+from pipelines.matching.uom import conversion_ratio
 from pipelines.parsers import parse_document
 from pipelines.parsers.cii import read_cii
 from pipelines.parsers.errors import ParseError
@@ -72,6 +73,7 @@ class Failure:
     expected: str
     got: str
     in_text: bool = True  # False: the visible text does not hold the expected value at all
+    reason: str | None = None  # why the truth is not in the text (set when in_text is False)
 
 
 @dataclass
@@ -110,6 +112,15 @@ class ParseReport:
         total = score.total - absent
         return score.correct / total if total else 0.0
 
+    @property
+    def not_in_text(self) -> dict[str, list[Failure]]:
+        """Documents whose ground truth the text layer does not hold, with the failures."""
+        out: dict[str, list[Failure]] = {}
+        for failure in self.failures:
+            if not failure.in_text:
+                out.setdefault(failure.document, []).append(failure)
+        return out
+
     def summary(self, bars: Mapping[str, float] | None = None) -> str:
         """A printable table: field, accuracy, counts, and the bar where one is set."""
         rows = [f"{len(self.documents)} documents, pooled accuracy {self.pooled_accuracy:.1%}"]
@@ -128,6 +139,16 @@ class ParseReport:
             )
         for document, error in sorted(self.errors.items()):
             rows.append(f"  ERROR {document}: {error}")
+        absent = self.not_in_text
+        if absent:
+            # Still counted in the bars above: the issue scores every document of a set.
+            rows.append(
+                f"ground truth not in text ({len(absent)} documents, kept in the denominator):"
+            )
+            for document, failures in sorted(absent.items()):
+                rows.append(f"  {document}")
+                for failure in failures:
+                    rows.append(f"    {failure.field}: {failure.reason}")
         return "\n".join(rows)
 
 
@@ -174,11 +195,12 @@ def evaluate_pdfs(
             extraction = extract_pdf(path.read_bytes(), known_suppliers=known_suppliers)
         except ParseError as exc:
             report.errors[name] = str(exc)
+            reason = f"no readable text: {exc.code.value} ({exc.message})"
             for key, expected in truth.items():
                 report.fields[key].total += 1
                 group[key].total += 1
                 report.failures.append(
-                    Failure(name, key, str(expected), "<parse error>", in_text=False)
+                    Failure(name, key, str(expected), "<parse error>", False, reason)
                 )
             continue
         for key, expected in truth.items():
@@ -191,8 +213,24 @@ def evaluate_pdfs(
                 group[key].correct += 1
             else:
                 shown = _in_text(extraction.lines, key, expected)
-                report.failures.append(Failure(name, key, str(expected), str(got), shown))
+                why = None if shown else _absence(extraction, key, expected)
+                report.failures.append(Failure(name, key, str(expected), str(got), shown, why))
     return report
+
+
+def _absence(extraction: Extraction, name: str, expected: object) -> str:
+    """Why a truth value counts as absent: what the text prints instead, and where."""
+    found = extraction.fields.get(name)
+    if found is None:
+        return f"{_shown(expected)} appears nowhere in the text layer, and nothing else is labelled"
+    return (
+        f"the text prints {_shown(found.value)} (page {found.page + 1}, {found.span!r}) where"
+        f" the embedded XML says {_shown(expected)}, which appears nowhere in the text layer"
+    )
+
+
+def _shown(value: object) -> str:
+    return value.isoformat() if isinstance(value, date) else repr(str(value))
 
 
 def _in_text(lines: Sequence[Line], name: str, expected: object) -> bool:
@@ -392,6 +430,115 @@ def evaluate_world(world: Path) -> ParseReport:
         root=world,
         group_fn=lambda path: layouts.get(path.stem, "unknown"),
     )
+
+
+LINE_FIELDS = (
+    "line_description",
+    "line_quantity",
+    "line_unit",
+    "line_unit_price",
+    "line_amount",
+    "line",
+)
+
+
+def _line_values(line: DocumentLine | None) -> dict[str, object]:
+    if line is None:
+        return dict.fromkeys(LINE_FIELDS[:-1])
+    description = " ".join((line.description or "").split()) or None
+    return {
+        "line_description": description,
+        "line_quantity": line.quantity,
+        "line_unit": line.unit_code,
+        "line_unit_price": line.unit_price,
+        "line_amount": line.line_amount,
+    }
+
+
+def _same_line_value(key: str, expected: object, got: object) -> bool:
+    """Equal, or for units: the same unit under another code (C62, H87 and EA are one piece)."""
+    if key == "line_unit" and isinstance(expected, str) and isinstance(got, str):
+        ratio = conversion_ratio(got, expected)
+        return ratio is not None and ratio[0] == ratio[1]
+    return expected == got
+
+
+def evaluate_lines(
+    paths: Iterable[Path],
+    truth_fn: Callable[[Path], SupplierDocument | None],
+    *,
+    known_suppliers: Sequence[str] = (),
+    root: Path | None = None,
+    group_fn: Callable[[Path], str] | None = None,
+) -> ParseReport:
+    """Score the lines a PDF's canonical document carries against a truth document's lines.
+
+    Each expected line counts once per field (description, quantity, unit, unit price, amount)
+    and once as `line` (all five right); lines are paired by position. Lines reach the canonical
+    document only when they multiply out and add up, so a missed table scores 0 on its lines.
+    `document_lines` is per document: exactly the expected lines, all right.
+    """
+    report = ParseReport()
+    for path in paths:
+        truth = truth_fn(path)
+        if truth is None or not truth.lines:
+            continue
+        name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+        report.documents.append(name)
+        group = report.groups.setdefault(group_fn(path), {}) if group_fn else {}
+        try:
+            extraction = extract_pdf(path.read_bytes(), known_suppliers=known_suppliers)
+            got_lines: list[DocumentLine] = list(extraction.to_invoice().lines)
+        except ParseError as exc:
+            report.errors[name] = str(exc)
+            got_lines = []
+        all_right = len(got_lines) == len(truth.lines)
+        for number, expected_line in enumerate(truth.lines):
+            expected = _line_values(expected_line)
+            got = _line_values(got_lines[number] if number < len(got_lines) else None)
+            right = True
+            for key in LINE_FIELDS:
+                score = report.fields.setdefault(key, FieldScore())
+                group_score = group.setdefault(key, FieldScore())
+                score.total += 1
+                group_score.total += 1
+                ok = right if key == "line" else _same_line_value(key, expected[key], got[key])
+                if ok:
+                    score.correct += 1
+                    group_score.correct += 1
+                elif key != "line":
+                    right = False
+                    report.failures.append(
+                        Failure(f"{name}#{number + 1}", key, str(expected[key]), str(got[key]))
+                    )
+            all_right = all_right and right
+        for scores in (report.fields, group):
+            doc_score = scores.setdefault("document_lines", FieldScore())
+            doc_score.total += 1
+            doc_score.correct += all_right
+    return report
+
+
+def evaluate_world_lines(world: Path) -> ParseReport:
+    """Line items of a generated world's PDFs against the lines of their UBL twins, per layout."""
+    layouts = world_layouts(world)
+
+    def truth(path: Path) -> SupplierDocument | None:
+        ubl = path.parent.parent / "ubl" / (path.stem + ".xml")
+        return parse_document(ubl.read_bytes()).document if ubl.is_file() else None
+
+    return evaluate_lines(
+        world_documents(world),
+        truth,
+        known_suppliers=world_suppliers(world),
+        root=world,
+        group_fn=lambda path: layouts.get(path.stem, "unknown"),
+    )
+
+
+def evaluate_facturx_lines(data_root: Path = DATA_ROOT) -> ParseReport:
+    """Line items read from the Factur-X PDFs' text against the lines of their embedded XML."""
+    return evaluate_lines(facturx_documents(data_root), embedded_invoice, root=data_root)
 
 
 def world_failures(report: ParseReport, bar: float = WORLD_BAR) -> list[str]:
@@ -645,6 +792,19 @@ SETS: dict[str, ParseSet] = {
             pooled_bar=INVOICE2DATA_BAR,
         ),
         ParseSet(
+            "world-lines",
+            "line items of a generated world's PDFs (text only) against the UBL lines, per"
+            " layout (no bar in the issue: reported only)",
+            lambda _root, world: evaluate_world_lines(_needs(world)),
+            needs_world=True,
+        ),
+        ParseSet(
+            "facturx-lines",
+            "line items of the Factur-X/ZUGFeRD PDFs' text against the embedded XML lines"
+            " (reported only)",
+            lambda root, _w: evaluate_facturx_lines(root),
+        ),
+        ParseSet(
             "world",
             "a generated world's PDFs (text only) against the UBL of the same documents",
             lambda _root, world: evaluate_world(_needs(world)),
@@ -708,9 +868,15 @@ def report_json(report: ParseReport, parse_set: ParseSet) -> dict[str, object]:
                 "expected": f.expected,
                 "got": f.got,
                 "in_text": f.in_text,
+                "reason": f.reason,
             }
             for f in report.failures
         ],
+        # Documents whose truth the text layer lacks; they stay in every denominator above.
+        "ground_truth_not_in_text": {
+            document: {f.field: f.reason for f in failures}
+            for document, failures in sorted(report.not_in_text.items())
+        },
         "errors": dict(sorted(report.errors.items())),
         "below_bar": below,
         "passed": not below,
@@ -728,6 +894,12 @@ _SHORT = {
     "net_total": "net",
     "tax_total": "tax",
     "gross_total": "gross",
+    "document_lines": "doc",
+    "line_description": "desc",
+    "line_quantity": "qty",
+    "line_unit": "unit",
+    "line_unit_price": "price",
+    "line_amount": "amount",
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.settings import Settings
+from pipelines.extract import SupplierHint
+from pipelines.extract.fields import learn_from_pdf
 from pipelines.parsers import ParsedDocument, ParseLimits, parse_document
 from pipelines.parsers.errors import ParseError, ParseErrorCode
 from pipelines.parsers.sandbox import SandboxLimits, SandboxPool
@@ -20,7 +22,11 @@ from pipelines.parsers.sandbox import SandboxLimits, SandboxPool
 class Parser(Protocol):
     """Reads one document, or raises ParseError."""
 
-    def __call__(self, data: bytes) -> ParsedDocument: ...
+    def __call__(self, data: bytes, hint: SupplierHint | None = None) -> ParsedDocument: ...
+
+    def learn(self, data: bytes, hint: SupplierHint, field_name: str, value: str) -> SupplierHint:
+        """The hint, also knowing the label printed next to a clerk's corrected value."""
+        ...
 
     def close(self) -> None: ...
 
@@ -31,9 +37,13 @@ class InProcessParser:
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
 
-    def __call__(self, data: bytes) -> ParsedDocument:
-        """Read one document."""
-        return parse_document(data, self.limits)
+    def __call__(self, data: bytes, hint: SupplierHint | None = None) -> ParsedDocument:
+        """Read one document; `hint` is the supplier's learned labels, if known."""
+        return parse_document(data, self.limits, hint=hint)
+
+    def learn(self, data: bytes, hint: SupplierHint, field_name: str, value: str) -> SupplierHint:
+        """Learn from a corrected field of a PDF, reading it in this process."""
+        return learn_from_pdf(data, hint, field_name, value)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -45,9 +55,9 @@ class SandboxedParser:
     def __init__(self, limits: SandboxLimits, workers: int) -> None:
         self.pool = SandboxPool(limits, workers=workers)
 
-    def __call__(self, data: bytes) -> ParsedDocument:
+    def __call__(self, data: bytes, hint: SupplierHint | None = None) -> ParsedDocument:
         """Read one document in a worker; the worker's typed error is raised here."""
-        outcome = self.pool.parse(data)
+        outcome = self.pool.parse(data, hint)
         if isinstance(outcome, ParseError):
             raise outcome
         if len(outcome) != 1:
@@ -58,6 +68,13 @@ class SandboxedParser:
                 detail=f"{len(outcome)} documents",
             )
         return outcome[0]
+
+    def learn(self, data: bytes, hint: SupplierHint, field_name: str, value: str) -> SupplierHint:
+        """Learn from a corrected field of a PDF, reading it in a worker; typed errors raise."""
+        outcome = self.pool.learn(data, hint, field_name, value)
+        if isinstance(outcome, ParseError):
+            raise outcome
+        return outcome
 
     def close(self) -> None:
         """Stop the workers."""

@@ -1,4 +1,4 @@
-"""Template-free extraction of invoice header fields from born-digital PDFs."""
+"""Template-free extraction of invoice header fields and line items from born-digital PDFs."""
 
 from pipelines.extract.fields import (
     ExtractedField,
@@ -6,6 +6,19 @@ from pipelines.extract.fields import (
     SupplierHint,
     extract_pdf,
     extract_text,
+    learn_from_pdf,
 )
+from pipelines.extract.lines import ExtractedCharge, ExtractedLine, LineItems, extract_lines
 
-__all__ = ["ExtractedField", "Extraction", "SupplierHint", "extract_pdf", "extract_text"]
+__all__ = [
+    "ExtractedCharge",
+    "ExtractedField",
+    "ExtractedLine",
+    "Extraction",
+    "LineItems",
+    "SupplierHint",
+    "extract_lines",
+    "extract_pdf",
+    "extract_text",
+    "learn_from_pdf",
+]

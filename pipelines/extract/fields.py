@@ -4,11 +4,16 @@ Every field gets candidates from three kinds of evidence: a lexicon label with t
 its right or below it (layout from pypdf text positions), a value shape alone (IBAN with a
 valid checksum, VAT id, currency symbol) and, for totals, rows whose numbers add up. The
 totals are chosen jointly: a (net, tax, gross) choice with net + tax = gross beats choices
-that only have stronger labels.
+that only have stronger labels. Line items come from `pipelines.extract.lines` and reach the
+canonical invoice only when they multiply out and add up to the net total.
+
+A `SupplierHint` carries labels clerks taught for one supplier (learned from a corrected field,
+stored as JSON); passed to `extract_pdf(..., hint=)` those labels outrank the lexicon.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,7 +25,15 @@ from itertools import product
 
 from rapidfuzz import fuzz, process
 
-from pipelines.canonical import DocumentTotals, Invoice, Party, PaymentDetails, SourceFormat
+from pipelines.canonical import (
+    AllowanceCharge,
+    DocumentLine,
+    DocumentTotals,
+    Invoice,
+    Party,
+    PaymentDetails,
+    SourceFormat,
+)
 from pipelines.extract.lexicon import (
     BUYER_HEADINGS,
     CURRENCY_CODES,
@@ -33,8 +46,10 @@ from pipelines.extract.lexicon import (
     compiled_labels,
     screen,
 )
+from pipelines.extract.lines import LineItems, extract_lines
 from pipelines.extract.numbers import find_amounts, find_dates, looks_month_first
 from pipelines.extract.text import Cell, Line, PdfText, read_pdf_text
+from pipelines.parsers.common import line_kind
 
 Value = str | date | Decimal
 
@@ -52,6 +67,11 @@ class ExtractedField:
     label: str | None = None  # the printed label that announced it, if any
 
 
+HINT_VERSION = 1
+_MAX_HINT_LABELS = 100  # a hint is per supplier; more labels than that is not a layout
+_MAX_LABEL_CHARS = 80
+
+
 @dataclass(frozen=True)
 class SupplierHint:
     """What clerks taught us about one supplier: printed label -> field it announces."""
@@ -59,12 +79,49 @@ class SupplierHint:
     supplier: str
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def learn(self, extraction: Extraction, field_name: str, value: str) -> SupplierHint:
-        """Return a hint that also knows the label printed next to a corrected value."""
+    def learn(self, extraction: Extraction, field_name: str, value: Value | str) -> SupplierHint:
+        """Return a hint that also knows the label printed next to a corrected value.
+
+        `value` is what the clerk entered: the printed text, or the canonical value (a date or
+        an ISO date string, a Decimal or "1234.56"), which is found in its printed form.
+        """
+        if field_name not in FIELDS:
+            return self
         label = extraction.label_near(value)
-        if label is None or field_name not in FIELDS:
+        if label is None or len(label) > _MAX_LABEL_CHARS:
+            return self
+        if len(self.labels) >= _MAX_HINT_LABELS and label not in self.labels:
             return self
         return SupplierHint(self.supplier, {**self.labels, label: field_name})
+
+    def to_json(self) -> str:
+        """The hint as a JSON text (for a database column), stable key order."""
+        return json.dumps(
+            {"version": HINT_VERSION, "supplier": self.supplier, "labels": dict(self.labels)},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SupplierHint:
+        """Read a hint written by `to_json`; ValueError when the text is not such a hint."""
+        try:
+            raw = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a supplier hint: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("version") != HINT_VERSION:
+            raise ValueError("not a supplier hint (missing or unknown version)")
+        supplier, labels = raw.get("supplier"), raw.get("labels", {})
+        if not isinstance(supplier, str) or not isinstance(labels, dict):
+            raise ValueError("not a supplier hint (supplier must be text, labels an object)")
+        if len(labels) > _MAX_HINT_LABELS:
+            raise ValueError(f"a supplier hint holds at most {_MAX_HINT_LABELS} labels")
+        for label, name in labels.items():
+            if not (isinstance(name, str) and name in FIELDS):
+                raise ValueError(f"unknown field {name!r} for label {label!r}")
+            if not label.strip() or len(label) > _MAX_LABEL_CHARS:
+                raise ValueError(f"a label must be 1 to {_MAX_LABEL_CHARS} characters")
+        return cls(supplier, dict(labels))
 
 
 @dataclass
@@ -73,14 +130,42 @@ class Extraction:
 
     fields: dict[str, ExtractedField]
     lines: tuple[Line, ...] = field(default=(), repr=False)
+    items: LineItems = field(default_factory=LineItems)  # the item table, checked or not
+
+    @property
+    def lines_consistent(self) -> bool:
+        """True when the item lines multiply out and add up to the net total."""
+        return self.items.consistent(_dec(self.value("net_total")))
 
     def value(self, name: str) -> Value | None:
         """The value of a field, or None when it was not found."""
         found = self.fields.get(name)
         return found.value if found else None
 
-    def label_near(self, value: str) -> str | None:
+    def label_near(self, value: Value | str) -> str | None:
         """The label text printed left of (or above) a value, for learning from corrections."""
+        if isinstance(value, str):
+            found = self._label_near_text(value)
+            if found is not None:
+                return found
+        typed = _typed(value)
+        return self._label_near_typed(typed) if typed is not None else None
+
+    def _label_near_typed(self, typed: date | Decimal) -> str | None:
+        """As `label_near`, for a date or amount in whatever form the document prints it."""
+        month_first = looks_month_first([line.text for line in self.lines])
+        for line in self.lines:
+            for cell in line.cells:
+                if isinstance(typed, date):
+                    found = [d for d in find_dates(cell.text, month_first=month_first)]
+                else:
+                    found = find_amounts(cell.text)
+                for hit in found:
+                    if hit.value == typed:
+                        return self._label_near_text(hit.text)
+        return None
+
+    def _label_near_text(self, value: str) -> str | None:
         target = _squash(value)
         if not target:
             return None
@@ -89,7 +174,9 @@ class Extraction:
                 squashed = _squash(cell.text)
                 if target not in squashed:
                     continue
-                head = cell.text[: max(0, cell.text.find(value.strip()))].strip(" :#")
+                head = cell.text[: max(0, cell.text.find(value.strip()))]
+                # A currency printed before an amount ("GBP 120.00") is not its label.
+                head = _CODES.sub("", head).strip(" :#€$£")
                 if head and not any(ch.isdigit() for ch in head):
                     return head
                 if position > 0:
@@ -104,6 +191,8 @@ class Extraction:
         v = self.value
         net, tax, gross = v("net_total"), v("tax_total"), v("gross_total")
         iban = v("iban")
+        # Lines only when they hold together: a half-read table would raise false exceptions.
+        items = self.items if self.lines_consistent else LineItems()
         return Invoice(
             number=_str(v("invoice_number")),
             issue_date=_date(v("issue_date")),
@@ -115,7 +204,33 @@ class Extraction:
                 iban=_str(iban),
             ),
             po_reference=_str(v("po_reference")),
+            lines=[
+                DocumentLine(
+                    line_id=str(number),
+                    description=line.description,
+                    item_id=line.item_id,
+                    quantity=line.quantity,
+                    unit_code=line.unit_code,
+                    unit_price=line.unit_price,
+                    tax_rate=line.tax_rate,
+                    line_amount=line.line_amount,
+                    kind=line_kind(line.description),  # as the e-invoice readers classify
+                )
+                for number, line in enumerate(items.lines, start=1)
+            ],
+            allowance_charges=[
+                AllowanceCharge(
+                    is_charge=c.is_charge,
+                    amount=c.amount,
+                    reason=c.reason,
+                    reason_code=c.reason_code,
+                )
+                for c in items.charges
+            ],
             totals=DocumentTotals(
+                line_extension=items.sums_to,
+                allowances=items.allowance_total,
+                charges=items.charge_total,
                 tax_exclusive=_dec(net),
                 tax=_dec(tax),
                 tax_inclusive=_dec(gross),
@@ -123,6 +238,20 @@ class Extraction:
             payment=PaymentDetails(iban=_str(iban)) if iban else None,
             source_format=SourceFormat.PDF,
         )
+
+
+def _typed(value: Value | str) -> date | Decimal | None:
+    """A clerk's value as a date or amount, when it is one ("2026-03-07", "1190.00")."""
+    if isinstance(value, date | Decimal):
+        return value
+    text = value.strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"-?\d+(?:\.\d+)?", text):
+        return Decimal(text)
+    return None
 
 
 def _str(value: Value | None) -> str | None:
@@ -165,6 +294,13 @@ def extract_pdf(
     return extract_text(text, known_suppliers=known_suppliers, hint=hint)
 
 
+def learn_from_pdf(
+    data: bytes, hint: SupplierHint, field_name: str, value: Value | str
+) -> SupplierHint:
+    """`hint.learn` from one corrected field of a PDF: read its text, find the value's label."""
+    return hint.learn(extract_pdf(data, hint=hint), field_name, value)
+
+
 def extract_text(
     text: PdfText, *, known_suppliers: Sequence[str] = (), hint: SupplierHint | None = None
 ) -> Extraction:
@@ -192,7 +328,7 @@ def extract_text(
         if best is not None:
             chosen[name] = best
     chosen.update(_pick_totals(by_field))
-    return Extraction(chosen, lines)
+    return Extraction(chosen, lines, extract_lines(lines))
 
 
 def _boost_dates_on_number_line(by_field: dict[str, list[_Candidate]]) -> None:
@@ -695,6 +831,7 @@ def _suppliers(lines: Sequence[Line], known: Sequence[str], buyer: _Blocks) -> l
                 score = 0.5 + (0.2 if near_ids else 0) + (0.1 if i in seller_block else 0)
                 out.append(_Candidate("supplier_name", text, score, line.page, text, None, i))
     out += _vat_block_heads(lines, buyer)
+    out += _domain_names(lines, buyer)
     first_page = [(i, line) for i, line in enumerate(lines) if line.page == 0][:3]
     for i, line in first_page:
         cell = line.cells[0]
@@ -707,6 +844,88 @@ def _suppliers(lines: Sequence[Line], known: Sequence[str], buyer: _Blocks) -> l
             and not re.search(r"\d{3,}", text)
         ):
             out.append(_Candidate("supplier_name", text, 0.3 - 0.05 * i, line.page, text, None, i))
+    return out
+
+
+# Host names shared by many senders say nothing about who the seller is.
+_SHARED_HOSTS = frozenset(
+    [
+        "localhost",
+        "example",
+        "gmail",
+        "googlemail",
+        "yahoo",
+        "hotmail",
+        "outlook",
+        "live",
+        "icloud",
+        "gmx",
+        "web",
+        "t-online",
+        "orange",
+        "free",
+        "wanadoo",
+        "aol",
+        "protonmail",
+        "mail",
+    ]
+)
+_HOST = re.compile(r"(?:[\w.+-]+@|https?://|www\.)((?:[a-z0-9-]+\.)+[a-z]{2,6})\b", re.IGNORECASE)
+_CUSTOMERISH = re.compile(r"client|kunde|klant|customer|buyer|acheteur|käufer", re.IGNORECASE)
+
+
+def _seller_domains(lines: Sequence[Line], buyer: _Blocks) -> set[str]:
+    """Second-level names of the email and web hosts printed near the seller's VAT id.
+
+    The seller's footer or letterhead carries its VAT id and its own email or web address;
+    the buyer's VAT id is labelled (client, customer) or sits in the buyer block.
+    """
+    rows = {
+        i
+        for i, line in enumerate(lines)
+        if _vat_matches(line.text)
+        and not buyer.holds_line(i, line)
+        and not _CUSTOMERISH.search(line.text)
+    }
+    out: set[str] = set()
+    for i in rows:
+        for k in range(max(0, i - 2), min(len(lines), i + 3)):
+            if lines[k].page != lines[i].page or buyer.holds_line(k, lines[k]):
+                continue
+            for m in _HOST.finditer(lines[k].text):
+                parts = m.group(1).casefold().removeprefix("www.").split(".")
+                name = parts[-2] if len(parts) >= 2 else parts[0]
+                if len(name) >= 4 and name not in _SHARED_HOSTS:
+                    out.add(name.replace("-", ""))
+    return out
+
+
+def _domain_names(lines: Sequence[Line], buyer: _Blocks) -> list[_Candidate]:
+    """A name-like cell that spells the seller's own domain ("CRONUS DE" by cronus.com)."""
+    domains = _seller_domains(lines, buyer)
+    if not domains:
+        return []
+    out: list[_Candidate] = []
+    for i, line in enumerate(lines):
+        for cell in line.cells:
+            if buyer.holds(i, cell):
+                continue
+            cell = _with_legal_form(line, cell)  # noqa: PLW2901 - the name with its legal form
+            segments = [s for s in _SENDER_SEP.split(_clean_name(cell.text)) if s.strip()]
+            if not segments:
+                continue
+            text = _clean_name(segments[0])
+            squashed = re.sub(r"[^\w]", "", text.casefold())
+            if (
+                len(text) > 60
+                or len(text.split()) > 7
+                or sum(ch.isalpha() for ch in text) < 3
+                or re.search(r"\d{3,}|@|www\.|https?:|:", text)
+                or _TITLES.match(text)
+                or not any(squashed.startswith(d) for d in domains)
+            ):
+                continue
+            out.append(_Candidate("supplier_name", text, 0.8, line.page, cell.text, None, i))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipelines.canonical import Claim, CreditNote, Invoice, SourceFormat
 from pipelines.parsers.cii import read_cii
@@ -17,6 +18,10 @@ from pipelines.parsers.errors import ParseError, ParseErrorCode
 from pipelines.parsers.facturx import embedded_xml
 from pipelines.parsers.ubl import read_ubl
 from pipelines.parsers.xml_safety import DEFAULT_MAX_DEPTH, parse_xml
+
+if TYPE_CHECKING:
+    # Only for annotations: the extractor imports this package's errors, a runtime import cycles.
+    from pipelines.extract import SupplierHint
 
 __all__ = [
     "DetectedFormat",
@@ -65,12 +70,16 @@ _NOT_AN_INVOICE = {
 
 
 def parse_documents(
-    data: bytes, limits: ParseLimits = ParseLimits(), *, text_only: bool = False
+    data: bytes,
+    limits: ParseLimits = ParseLimits(),
+    *,
+    text_only: bool = False,
+    hint: SupplierHint | None = None,
 ) -> list[ParsedDocument]:
     """Read every document in `data`: many for a bulk CSV, exactly one for other formats."""
     if data and len(data) <= limits.max_bytes and detect_format(data) is DetectedFormat.CSV:
         return _read_csv(data, limits)
-    return [parse_document(data, limits, text_only=text_only)]
+    return [parse_document(data, limits, text_only=text_only, hint=hint)]
 
 
 def _read_csv(data: bytes, limits: ParseLimits) -> list[ParsedDocument]:
@@ -107,13 +116,13 @@ def _read_embedded(name: str, xml: bytes, limits: ParseLimits) -> ParsedDocument
     return ParsedDocument(format=DetectedFormat.FACTURX_PDF, document=document)
 
 
-def _read_pdf_text(data: bytes) -> ParsedDocument:
+def _read_pdf_text(data: bytes, hint: SupplierHint | None = None) -> ParsedDocument:
     """Header fields from a born-digital PDF's text layer, each with confidence and provenance."""
     # Imported here: the extractor imports this package's errors, so a top-level import cycles.
     from pipelines.extract import extract_pdf
 
     try:
-        extraction = extract_pdf(data)
+        extraction = extract_pdf(data, hint=hint)
     except (ParseError, MemoryError):
         raise
     except Exception as exc:  # pypdf on a damaged file can raise almost anything
@@ -136,11 +145,16 @@ def _read_pdf_text(data: bytes) -> ParsedDocument:
 
 
 def parse_document(
-    data: bytes, limits: ParseLimits = ParseLimits(), *, text_only: bool = False
+    data: bytes,
+    limits: ParseLimits = ParseLimits(),
+    *,
+    text_only: bool = False,
+    hint: SupplierHint | None = None,
 ) -> ParsedDocument:
     """Detect the format of `data` and read it into a canonical document, or raise ParseError.
 
-    `text_only` reads a PDF from its visible text even when it carries e-invoice XML.
+    `text_only` reads a PDF from its visible text even when it carries e-invoice XML. `hint`
+    (a supplier's learned labels) helps read a PDF's text; e-invoice XML does not need one.
     """
     if not data:
         raise ParseError(ParseErrorCode.EMPTY, "The document is empty (0 bytes); upload it again.")
@@ -176,7 +190,7 @@ def parse_document(
         found = None if text_only else embedded_xml(data, limits)
         if found is not None:
             return _read_embedded(*found, limits)
-        return _read_pdf_text(data)
+        return _read_pdf_text(data, hint)
     if detected in _NOT_AN_INVOICE:
         raise ParseError(
             ParseErrorCode.UNSUPPORTED_DOCUMENT,

@@ -18,6 +18,11 @@ Defaults (`SandboxLimits`):
   other than ParseError gives `PARSER_CRASHED`; dead workers are replaced on the next document.
 - core dumps are off (RLIMIT_CORE 0): a SIGXCPU kill would otherwise write one per document.
 
+Each job is two messages to the worker: a small JSON envelope (empty for a plain parse) with
+the supplier hint (`SupplierHint.to_json()`, passed on to the parser as `hint=`) and, for
+`SandboxPool.learn`, the clerk's correction to learn from, then the document's bytes. Learning
+reads the document's text, so it runs in the worker too.
+
 Answers travel from worker to parent as JSON, validated into canonical types again, never as a
 pickle (a worker subverted by a document could otherwise run code in the parent).
 
@@ -62,6 +67,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pipelines.canonical import AnySupplierDocument
+from pipelines.extract import SupplierHint
+from pipelines.extract.fields import learn_from_pdf
 from pipelines.parsers import (
     DetectedFormat,
     FieldReading,
@@ -73,8 +80,11 @@ from pipelines.parsers.errors import ParseError, ParseErrorCode
 
 ParseFunction = Callable[[bytes, ParseLimits], list[ParsedDocument]]
 Outcome = list[ParsedDocument] | ParseError
+# What a clerk's correction teaches: (field name, corrected value as text), `SandboxPool.learn`.
+Correction = tuple[str, str]
 
 MIB = 1024 * 1024
+_MAX_HINT_BYTES = 1 * MIB  # a hint is a few labels; the bound keeps the worker's read small
 # Linux clone flags (sched.h); os.unshare only arrives in Python 3.12.
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -168,13 +178,24 @@ def _worker_main(conn: Connection, limits: SandboxLimits, parse: ParseFunction) 
     conn.send_bytes(_encode("ready", isolation))
     while True:
         try:
+            # Two messages per document: hint and correction (empty for none), then the bytes.
+            raw_request = conn.recv_bytes(_MAX_HINT_BYTES)
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         _arm_cpu_limit(limits.cpu_limit)
         try:
-            documents = parse(data, limits.parse)
-            payload = _encode_documents(documents)
+            hint, correction = _read_request(raw_request)
+            if correction is not None:
+                # Learning reads the document's text, so it runs here, in bounds, like parsing.
+                learned = learn_from_pdf(data, hint or SupplierHint(""), *correction)
+                payload = _encode("hint", learned.to_json())
+            elif hint is None:
+                payload = _encode_documents(parse(data, limits.parse))
+            else:
+                # Fault-injecting parse functions in tests take (data, limits) only.
+                with_hint: Any = parse
+                payload = _encode_documents(with_hint(data, limits.parse, hint=hint))
         except ParseError as exc:
             payload = _encode("error", str(exc.code), exc.message, exc.detail)
         except MemoryError:
@@ -187,6 +208,30 @@ def _worker_main(conn: Connection, limits: SandboxLimits, parse: ParseFunction) 
             payload = _encode("crash", f"{type(exc).__name__}: {str(exc)[:500]}")
         del data
         conn.send_bytes(payload)
+
+
+def _read_request(raw: bytes) -> tuple[SupplierHint | None, Correction | None]:
+    """The hint and correction sent ahead of a document (empty: neither); bad ones are typed."""
+    if not raw:
+        return None, None
+    try:
+        envelope = json.loads(raw)
+        hint = SupplierHint.from_json(envelope["hint"]) if envelope.get("hint") else None
+        learn = envelope.get("learn")
+        correction = (str(learn[0]), str(learn[1])) if learn else None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ParseError(
+            ParseErrorCode.INVALID_VALUE, "The supplier hint sent with the document is unreadable."
+        ) from exc
+    return hint, correction
+
+
+def _request(hint: SupplierHint | None, correction: Correction | None) -> bytes:
+    """The first message of a job: hint and correction as JSON, or empty for neither."""
+    if hint is None and correction is None:
+        return b""
+    envelope = {"hint": hint.to_json() if hint else None, "learn": correction}
+    return json.dumps(envelope).encode("utf-8")
 
 
 # --- the parent side --------------------------------------------------------------------------
@@ -238,9 +283,24 @@ class _Worker:
         self.process.join()
         self.process.close()
 
-    def run(self, data: bytes, limits: SandboxLimits) -> Outcome:
+    def run(
+        self,
+        data: bytes,
+        limits: SandboxLimits,
+        hint: SupplierHint | None = None,
+        correction: Correction | None = None,
+    ) -> Outcome | SupplierHint:
+        raw_hint = _request(hint, correction)
+        if len(raw_hint) > _MAX_HINT_BYTES:
+            return ParseError(
+                ParseErrorCode.INVALID_VALUE,
+                "The supplier hint is too large to send with the document.",
+                detail=f"{len(raw_hint)} bytes",
+            )
         self.jobs += 1
         try:
+            # Two messages per document: hint and correction (empty for none), then the bytes.
+            self.conn.send_bytes(raw_hint)
             self.conn.send_bytes(data)
         except (BrokenPipeError, OSError):
             return self._died()
@@ -265,8 +325,10 @@ class _Worker:
             self.stop()
             return _unreadable(exc)
 
-    def _outcome(self, message: tuple[Any, ...], limits: SandboxLimits) -> Outcome:
+    def _outcome(self, message: tuple[Any, ...], limits: SandboxLimits) -> Outcome | SupplierHint:
         tag = message[0]
+        if tag == "hint":
+            return SupplierHint.from_json(str(message[1]))
         if tag == "ok":
             return [
                 ParsedDocument(
@@ -397,13 +459,39 @@ class SandboxPool:
         with self._lock:
             self._all.discard(worker)
 
-    def parse(self, data: bytes) -> Outcome:
-        """Parse `data` in a worker: the documents, or a typed ParseError (returned)."""
+    def parse(self, data: bytes, hint: SupplierHint | None = None) -> Outcome:
+        """Parse `data` in a worker: the documents, or a typed ParseError (returned).
+
+        `hint` (a supplier's learned labels) reaches the parse function as `hint=`.
+        """
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
+        outcome = self._run(data, hint, None)
+        if isinstance(outcome, SupplierHint):  # only a correction is answered with a hint
+            return _unreadable(TypeError("a hint where documents were expected"))
+        return outcome
+
+    def learn(
+        self, data: bytes, hint: SupplierHint, field_name: str, value: str
+    ) -> SupplierHint | ParseError:
+        """`hint.learn` from a corrected field of this PDF, reading the PDF in a worker.
+
+        `value` is what the clerk entered (printed text, an ISO date or a plain decimal);
+        the returned hint also knows the label printed next to it, or is `hint` unchanged.
+        """
+        if self._closed:
+            raise RuntimeError("the sandbox pool is closed")
+        outcome = self._run(data, hint, (field_name, value))
+        if isinstance(outcome, list):
+            return _unreadable(TypeError("documents where a hint was expected"))
+        return outcome
+
+    def _run(
+        self, data: bytes, hint: SupplierHint | None, correction: Correction | None
+    ) -> Outcome | SupplierHint:
         with self._slots:
             worker = self._checkout()
-            outcome = worker.run(data, self.limits)
+            outcome = worker.run(data, self.limits, hint, correction)
             if worker.alive():
                 self._idle.put(worker)
             else:
@@ -439,11 +527,13 @@ def _close_shared_pools() -> None:
 atexit.register(_close_shared_pools)
 
 
-def parse_in_sandbox(data: bytes, limits: SandboxLimits | None = None) -> Outcome:
+def parse_in_sandbox(
+    data: bytes, limits: SandboxLimits | None = None, hint: SupplierHint | None = None
+) -> Outcome:
     """Parse `data` with `parse_documents` in a sandboxed worker; documents or a ParseError."""
     limits = limits or SandboxLimits()
     with _POOLS_LOCK:
         pool = _POOLS.get(limits)
         if pool is None:
             pool = _POOLS[limits] = SandboxPool(limits, workers=min(4, os.cpu_count() or 1))
-    return pool.parse(data)
+    return pool.parse(data, hint)
