@@ -6,16 +6,18 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.apikeys.service import authenticate
 from app.audit.service import Actor
 from app.blobs import BlobStore
+from app.controls.denials import record_refusal
 from app.db.session import transaction
 from app.documents.parsing import Parser
-from app.errors import Unauthorized
+from app.errors import AppError, Unauthorized
+from app.limits import check_key_rate
 from app.settings import Settings
 
 
@@ -47,16 +49,25 @@ def api_key(scope: str) -> Callable[..., Actor]:
     """A dependency that admits callers whose API key carries `scope` (401/403 otherwise)."""
 
     def dependency(
+        request: Request,
         session: Annotated[Session, Depends(get_session)],
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        # Security(scopes=…) names the scope in the OpenAPI security requirement (3.1 roles);
+        # a default, not Annotated, because the string annotation cannot see `scope`.
+        credentials: HTTPAuthorizationCredentials | None = Security(_BEARER, scopes=[scope]),  # noqa: B008
     ) -> Actor:
         if credentials is None:
+            record_refusal(request, Actor("?", "anonymous"), "API_KEY_REQUIRED")
             raise Unauthorized(
                 "an API key is required: send `Authorization: Bearer tg_…`",
                 code="API_KEY_REQUIRED",
             )
-        actor = authenticate(session, credentials.credentials, scope)
+        try:
+            actor = authenticate(session, credentials.credentials, scope)
+        except AppError as exc:
+            record_refusal(request, Actor("?", "api_key"), exc.code)  # the request rolls back
+            raise
         structlog.contextvars.bind_contextvars(api_key=actor.name)
+        check_key_rate(request, actor.name)
         return actor
 
     return dependency

@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.controls.denials import record_refusal
 from app.deps import SessionDep
+from app.limits import check_user_rate
 from app.users import service as users
 from app.users.service import LoggedIn
 
@@ -90,9 +92,11 @@ def current_login(request: Request, session: SessionDep) -> LoggedIn:
         path = request.url.path
         if request.method != "GET":
             path = "/review"  # never replay a POST after login
+            record_refusal(request, Actor("?", "anonymous"), "LOGIN_REQUIRED")
         elif request.url.query:
             path = f"{path}?{request.url.query}"
         raise LoginRequired(path, is_htmx(request))
+    check_user_rate(request, found.user.username)
     return found
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import repository
 from app.db.base import utcnow
+from app.webhooks import events as webhook_events
 from governance.audit_chain import (
     GENESIS_HASH,
     HASHED_FIELDS,
@@ -66,6 +67,7 @@ def record(
     row = {**fields, "prev_hash": head.last_hash, "hash": digest}
     repository.add_event(session, row)
     head.last_seq, head.last_hash = fields["seq"], digest
+    webhook_events.on_audit_event(session, row)  # a case state change queues its webhooks
     return row
 
 

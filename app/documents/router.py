@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from app.deps import BlobsDep, CasesReader, DocumentsWriter, ParserDep, SessionDep, SettingsDep
@@ -12,6 +12,10 @@ from app.documents import repository, service
 from app.documents.schemas import DocumentOut, DocumentPage, IngestResult
 from app.errors import InvalidInput, PayloadTooLarge
 from pipelines.parsers import ParseLimits
+
+# Bounds that keep offsets and ids inside a database integer: a larger value is a 422, not a 500.
+MAX_PAGE = 100_000
+MAX_ID = 2**31 - 1
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
@@ -83,7 +87,7 @@ def list_documents(
     settings: SettingsDep,
     _caller: CasesReader,
     parse_status: Annotated[str | None, Query(alias="status", pattern="^(parsed|failed)$")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DocumentPage:
     """Stored documents, newest first; `status=failed` lists what could not be read."""
@@ -99,7 +103,9 @@ def list_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-def get_document(session: SessionDep, _caller: CasesReader, document_id: int) -> DocumentOut:
+def get_document(
+    session: SessionDep, _caller: CasesReader, document_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> DocumentOut:
     """One stored document and the outcome of reading it."""
     return DocumentOut.model_validate(
         service.get_document(session, document_id), from_attributes=True

@@ -23,6 +23,7 @@ from app.audit.service import Actor
 from app.db.base import utcnow
 from app.db.tables import User, UserSession
 from app.errors import Conflict, InvalidInput, Unauthorized
+from app.limits import LoginGuard, RateLimited, retry_after_header
 from app.users import repository
 from governance.signoff import Actor as Signer
 from governance.signoff import Role
@@ -125,9 +126,12 @@ def log_in(
     *,
     lifetime: timedelta,
     now: datetime | None = None,
+    guard: LoginGuard | None = None,
 ) -> LoggedIn:
     """Check the password and open a session; the same error for every kind of failure."""
     now = now or utcnow()
+    if guard is not None:
+        _refuse_if_throttled(session, guard, username)
     user = repository.by_username(session, username)
     try:
         _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -138,6 +142,8 @@ def log_in(
         audit.record(
             session, Actor(username[:100] or "?", "anonymous"), "login.failed", "user", username
         )
+        if guard is not None:
+            guard.throttle.failed(username, guard.ip)
         raise Unauthorized("wrong user name or password", code="LOGIN_FAILED")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     repository.add(
@@ -152,7 +158,27 @@ def log_in(
         ),
     )
     audit.record(session, actor_of(user), "login", "user", user.id)
+    if guard is not None:
+        guard.throttle.succeeded(username)
     return LoggedIn(user, token, csrf)
+
+
+def _refuse_if_throttled(session: Session, guard: LoginGuard, username: str) -> None:
+    # Checked before the password: a throttled guess learns nothing and costs no argon2 time.
+    wait = guard.throttle.blocked_for(username, guard.ip)
+    if wait is None:
+        return
+    audit.record(
+        session,
+        Actor(username[:100] or "?", "anonymous"),
+        "login.throttled",
+        "user",
+        username[:100],
+        after={"ip": guard.ip, "retry_after": retry_after_header(wait)},
+    )
+    raise RateLimited(
+        "too many failed logins; try again later", retry_after=wait, code="LOGIN_THROTTLED"
+    )
 
 
 def resolve(

@@ -434,7 +434,7 @@ class SlowAdapter(CountingAdapter):
     """An export that takes longer per post than the worker's lease."""
 
     def post_invoice(self, request: PostingRequest) -> str:
-        time.sleep(0.2)
+        time.sleep(1.0)
         return super().post_invoice(request)
 
 
@@ -443,12 +443,14 @@ def test_rows_whose_lease_ran_out_in_the_batch_are_left_to_the_next_claim(
 ) -> None:
     seed_approved(factory, 2, prefix="slow")
     adapter = SlowAdapter(tmp_path / "export")
-    short = RetryPolicy(max_attempts=3, lease=timedelta(milliseconds=100))
+    # Lease and post times wide apart, so a loaded machine's pauses between the claim and the
+    # first send stay inside the lease while one slow post still outlasts it.
+    short = RetryPolicy(max_attempts=3, lease=timedelta(milliseconds=500))
     stats = worker.run_round(factory, adapter, policy=short, batch=2)
     assert (stats.claimed, stats.posted, stats.reclaimed) == (2, 1, 1)
     assert sorted(r.state for r in _rows(factory).values()) == ["posted", "sending"]
     assert sum(adapter.posts.values()) == 1  # the second was never sent on a dead lease
-    time.sleep(0.15)
+    time.sleep(0.6)
     assert worker.run_round(factory, adapter, policy=short, batch=2).posted == 1
     assert {r.state for r in _rows(factory).values()} == {"posted"}
 
