@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -313,3 +314,58 @@ class DelayModel:
         if self.over_model is None:
             raise RuntimeError("DelayModel was fitted without the threshold classifier")
         return np.asarray(self.over_model.predict(features), dtype=np.float64)
+
+
+# -- the world head (`tollgate-delay`, head "hours"): raw features of a document at intake ----
+
+DELAY_CATEGORICAL = ("queue", "kind", "currency", "company", "language", "supplier_ref")
+DELAY_NUMERIC = (
+    "lines",
+    "log_gross",
+    "queue_load",
+    "received_hour",
+    "received_weekday",
+    "sla_hours",
+    "n_reasons",
+    "has_po",
+)
+
+
+def _reason_codes() -> list[str]:
+    from pipelines.reasons import ReasonCode
+
+    return [code.value for code in ReasonCode]
+
+
+def delay_features(record: Mapping[str, Any]) -> dict[str, object]:
+    """Raw features of one document as known at intake (truth record or service equivalent)."""
+    review = record.get("review") or {}
+    received = review.get("received_at")
+    stamp = datetime.fromisoformat(received) if received else None
+    gross = record.get("gross")
+    reasons = set(record.get("reasons") or [])
+    row: dict[str, object] = {
+        "queue": review.get("queue"),
+        "kind": record.get("kind"),
+        "currency": record.get("currency"),
+        "company": record.get("company"),
+        "language": record.get("language"),
+        "supplier_ref": record.get("supplier_ref"),
+        "lines": record.get("lines"),
+        # Money stays Decimal upstream; the log amount is a model input, float only here.
+        "log_gross": math.log10(1.0 + abs(float(gross))) if gross not in (None, "") else None,
+        "queue_load": review.get("queue_load"),
+        "received_hour": (stamp.hour + stamp.minute / 60.0) if stamp else None,
+        "received_weekday": stamp.weekday() if stamp else None,
+        "sla_hours": review.get("sla_hours"),
+        "n_reasons": len(reasons),
+        "has_po": bool(record.get("po_number")),
+    }
+    for code in _reason_codes():
+        row[f"reason_{code}"] = code in reasons
+    return row
+
+
+def delay_feature_names() -> list[str]:
+    """Columns of the world head, in order: categories, numbers, one flag per reason code."""
+    return [*DELAY_CATEGORICAL, *DELAY_NUMERIC, *(f"reason_{c}" for c in _reason_codes())]

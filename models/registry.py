@@ -11,6 +11,7 @@ entry point of each logged model, so it must stand alone.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -178,6 +179,19 @@ _HEAD_KINDS: dict[str, Callable[[Path, str, Mapping[str, Any]], Head]] = {
 }
 
 
+# Head kinds whose loaders live in another module of this package, imported on first use
+# (models.reason imports this module, so it cannot be imported here at the top).
+_HEAD_KIND_MODULES = {"reason": "models.reason"}
+
+
+def _head_loader(kind: str) -> Callable[[Path, str, Mapping[str, Any]], Head]:
+    if kind not in _HEAD_KINDS and kind in _HEAD_KIND_MODULES:
+        importlib.import_module(_HEAD_KIND_MODULES[kind])
+    if kind not in _HEAD_KINDS:
+        raise ValueError(f"unknown model head kind {kind!r}")
+    return _HEAD_KINDS[kind]
+
+
 def register_head_kind(kind: str, loader: Callable[[Path, str, Mapping[str, Any]], Head]) -> None:
     """Teach `load_bundle` a new head kind (loader: folder, head name, head spec -> Head)."""
     _HEAD_KINDS[kind] = loader
@@ -199,7 +213,7 @@ def load_bundle(folder: Path) -> Bundle:
     if spec.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"unknown bundle format {spec.get('format')!r} in {folder}")
     heads = {
-        name: _HEAD_KINDS[head["kind"]](folder, name, head) for name, head in spec["heads"].items()
+        name: _head_loader(head["kind"])(folder, name, head) for name, head in spec["heads"].items()
     }
     return Bundle(spec["family"], heads, spec["default_head"], spec.get("meta", {}))
 

@@ -11,6 +11,7 @@ in its own module and is imported by `load_family_trainers()`.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import importlib
 import importlib.metadata
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from models.delay import DELAY_CATEGORICAL, delay_feature_names, delay_features
 from models.registry import (
     BUNDLE_DIR,
     BUNDLE_FORMAT,
@@ -41,6 +43,7 @@ from models.registry import (
     registered_name,
     use_store,
 )
+from models.runs import SNAPSHOT_TAG, TRAINED_BY_TAG
 from training.model_cards import ModelCard, write_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -521,57 +524,6 @@ def train_anomaly(ctx: TrainContext) -> FamilyOutput:
 
 # -- delay family ----------------------------------------------------------------------------
 
-DELAY_CATEGORICAL = ("queue", "kind", "currency", "company", "language", "supplier_ref")
-DELAY_NUMERIC = (
-    "lines",
-    "log_gross",
-    "queue_load",
-    "received_hour",
-    "received_weekday",
-    "sla_hours",
-    "n_reasons",
-    "has_po",
-)
-
-
-def _reason_codes() -> list[str]:
-    from pipelines.reasons import ReasonCode
-
-    return [code.value for code in ReasonCode]
-
-
-def delay_features(record: Mapping[str, Any]) -> dict[str, object]:
-    """Raw features of one document as known at intake (truth record or service equivalent)."""
-    review = record.get("review") or {}
-    received = review.get("received_at")
-    stamp = datetime.fromisoformat(received) if received else None
-    gross = record.get("gross")
-    reasons = set(record.get("reasons") or [])
-    row: dict[str, object] = {
-        "queue": review.get("queue"),
-        "kind": record.get("kind"),
-        "currency": record.get("currency"),
-        "company": record.get("company"),
-        "language": record.get("language"),
-        "supplier_ref": record.get("supplier_ref"),
-        "lines": record.get("lines"),
-        # Money stays Decimal upstream; the log amount is a model input, float only here.
-        "log_gross": math.log10(1.0 + abs(float(gross))) if gross not in (None, "") else None,
-        "queue_load": review.get("queue_load"),
-        "received_hour": (stamp.hour + stamp.minute / 60.0) if stamp else None,
-        "received_weekday": stamp.weekday() if stamp else None,
-        "sla_hours": review.get("sla_hours"),
-        "n_reasons": len(reasons),
-        "has_po": bool(record.get("po_number")),
-    }
-    for code in _reason_codes():
-        row[f"reason_{code}"] = code in reasons
-    return row
-
-
-def _delay_feature_names() -> list[str]:
-    return [*DELAY_CATEGORICAL, *DELAY_NUMERIC, *(f"reason_{c}" for c in _reason_codes())]
-
 
 def _vocab(rows: Sequence[Mapping[str, object]], key: str, min_count: int = 5) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
@@ -625,7 +577,7 @@ def _delay_world_head(ctx: TrainContext, seed: int) -> tuple[dict[str, Any], dic
         split: [delay_features(r) for r in recs]
         for split, recs in (("train", train_recs), ("valid", valid_recs), ("test", test_recs))
     }
-    names = _delay_feature_names()
+    names = delay_feature_names()
     categorical = {k: _vocab(raw["train"], k) for k in DELAY_CATEGORICAL}
     from models.registry import Head, _lightgbm_head
 
@@ -1034,8 +986,14 @@ def train_family(
     progress: Progress | None = None,
     cards_dir: Path | None = None,
     params: Mapping[str, object] | None = None,
+    trained_by: str | None = None,
+    snapshot: Path | None = None,
 ) -> TrainResult:
-    """Train one family, log and register it as `challenger`, write its model card."""
+    """Train one family, log and register it as `challenger`, write its model card.
+
+    `trained_by` (default: the OS user) is tagged for the promotion gate; `snapshot` is the
+    review snapshot the world was mixed with, logged by hash and as an artifact.
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -1085,6 +1043,17 @@ def train_family(
             )
             if test_world is not None and (test_world / "truth.jsonl").is_file():
                 mlflow.set_tag("test_data_hash", data_hash(world_files(test_world)))
+            trainer = trained_by or getpass.getuser()
+            snapshot_sha = snapshot.name.split(".", 1)[0] if snapshot is not None else ""
+            if snapshot is not None:
+                # The file is named by its sha256 (training.snapshot); the artifact is the proof.
+                output.params["snapshot_sha256"] = snapshot_sha
+                output.params.update(
+                    {k: v for k, v in ctx.params.items() if k.startswith("snapshot_")}
+                )
+                mlflow.set_tag(SNAPSHOT_TAG, snapshot_sha)
+                mlflow.log_artifact(str(snapshot), artifact_path="snapshot")
+            mlflow.set_tag(TRAINED_BY_TAG, trainer)
             mlflow.log_params({k: str(v)[:500] for k, v in output.params.items()})
             mlflow.set_tags(
                 {
@@ -1126,6 +1095,8 @@ def train_family(
                     bars=output.bars,
                     limits=output.limits,
                     heads=list(output.heads),
+                    trained_by=trainer,
+                    snapshot=snapshot_sha,
                 ),
                 cards_dir,
             )

@@ -20,6 +20,7 @@ from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.documents.parsing import Parser
 from app.documents.service import ingest_bytes
+from app.settings import get_settings
 from pipelines.parsers import ParseLimits
 
 log = structlog.get_logger(__name__)
@@ -57,10 +58,12 @@ def ingest_many(
         for name, data in items:
             pending.append(_one(session, blobs, name, data, actor, channel, limits, parser))
             if len(pending) >= batch_size:
+                _score(session, pending)
                 blobs.flush()  # the rows about to commit must point at durable bytes
                 session.commit()
                 yield from _emit(pending, on_result)
                 pending = []
+        _score(session, pending)
         blobs.flush()
         session.commit()
         yield from _emit(pending, on_result)
@@ -69,6 +72,16 @@ def ingest_many(
         raise
     finally:
         session.close()
+
+
+def _score(session: Session, results: list[BulkResult]) -> None:
+    """Score a batch's new cases in one model call per family (scoring never fails a batch)."""
+    if get_settings().score_on_ingest:
+        from app.scoring import service as scoring  # heavy (the model stack): on first use
+
+        scoring.score_cases(
+            session, [r.case_id for r in results if r.outcome == "new case" and r.case_id]
+        )
 
 
 def _emit(
@@ -101,6 +114,7 @@ def _one(
             actor=actor,
             limits=limits,
             parser=parser,
+            score=False,
         )
         savepoint.commit()
     except Exception as exc:  # a bug must not cost the rest of the batch

@@ -17,6 +17,7 @@ from app.db.tables import Case, Document, InvoiceRow, ParseStatus
 from app.documents import repository
 from app.documents.parsing import InProcessParser, Parser
 from app.errors import NotFound
+from app.settings import get_settings
 from pipelines.canonical import SupplierDocument
 from pipelines.normalise import normalise_invoice_number
 from pipelines.parsers import ParseLimits
@@ -47,8 +48,13 @@ def ingest_bytes(
     limits: ParseLimits | None = None,
     policies: CasePolicies | None = None,
     parser: Parser | None = None,
+    score: bool | None = None,
 ) -> IngestOutcome:
-    """Store, read, match and open a case; the same bytes twice give the same document."""
+    """Store, read, match and open a case; the same bytes twice give the same document.
+
+    `score` (default: the `score_on_ingest` setting) scores the new case with the registered
+    models; bulk intake passes False and scores a whole batch at once.
+    """
     digest = sha256_hex(data)
     existing = repository.by_sha256(session, digest)
     if existing is not None:
@@ -103,6 +109,12 @@ def ingest_bytes(
         after={"sha256": digest, "format": parsed.format.value, "filename": filename},
     )
     case, codes = cases.open_case(session, invoice, assessment, actor=actor, policies=policies)
+    if get_settings().score_on_ingest if score is None else score:
+        # Imported on first use: the model stack (LightGBM, scikit-learn) costs over a second
+        # to import, which commands that never ingest should not pay.
+        from app.scoring import service as scoring
+
+        scoring.score_cases(session, [case.id])
     log.info("intake.case_opened", document_id=document.id, case_id=case.id, reasons=codes)
     return IngestOutcome(document, case, created=True, reasons=codes)
 

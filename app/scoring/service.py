@@ -1,0 +1,431 @@
+"""Score cases with the registered models, store one prediction per family, find similar cases.
+
+A case is scored from what the database knows at that point: its document and rule findings,
+its supplier's earlier documents (in arrival order, capped), the supplier's POs and the PO's
+receipts, and its place in the queue. Scoring never costs a case: a failure is logged and
+audited (`case.scoring_failed`) and the case stays as routed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.cases.service import DOCUMENT_ADAPTER, CasePolicies, assess
+from app.db.base import utcnow
+from app.db.tables import Case, FindingRow, InvoiceRow, Prediction, PurchaseOrderRow
+from app.errors import NotFound
+from app.masterdata.service import to_canonical_po, to_canonical_receipts
+from app.promotions.service import models_disabled
+from app.scoring import repository
+from app.scoring.provider import get_provider
+from app.settings import get_settings
+from governance.routing import route_case
+from models.features import CaseInput, MasterData, RuleFinding
+from models.registry import FAMILIES
+from models.scoring import (
+    CaseScorer,
+    DelayContext,
+    FamilyScore,
+    PriorDocument,
+    ScoreBatch,
+    ScoreItem,
+    features_of,
+    nearest,
+    similarity_vectors,
+)
+from pipelines.canonical import GoodsReceipt, PurchaseOrder, SupplierDocument
+from pipelines.findings import Finding
+from pipelines.reasons import ReasonCode
+
+log = structlog.get_logger(__name__)
+
+SYSTEM = Actor("scoring", "system")
+PO_CAP = 50  # latest POs of the same items read for price history (a median needs few)
+SIMILAR_POOL = 500  # resolved cases compared against
+MAX_ID = 2**62  # "before every stored row"
+
+
+def document_ref(document_id: int) -> str:
+    """How a document is named in model outputs (duplicate candidates)."""
+    return f"document:{document_id}"
+
+
+def _finding(row: FindingRow) -> RuleFinding:
+    tolerance = row.tolerance or {}
+    allowed = tolerance.get("allowed") if isinstance(tolerance, dict) else None
+    return RuleFinding(
+        code=ReasonCode(row.code),
+        expected=row.expected,
+        actual=row.actual,
+        variance=row.variance,
+        allowed=None if allowed in (None, "") else Decimal(str(allowed)),
+        line_id=row.line_id,
+    )
+
+
+def _document(invoice: InvoiceRow) -> SupplierDocument:
+    return DOCUMENT_ADAPTER.validate_python(invoice.canonical)
+
+
+def _master(
+    session: Session, po_ids: Sequence[int]
+) -> tuple[MasterData, dict[int, PurchaseOrderRow]]:
+    """The documents' POs with receipts, and other POs of their items (for price history)."""
+    rows = repository.purchase_orders(session, po_ids, PO_CAP)
+    refs = {
+        s.id: s.ref for s in repository.suppliers(session, [r.supplier_id for r in rows]).values()
+    }
+    orders: list[PurchaseOrder] = [to_canonical_po(r, refs.get(r.supplier_id, "")) for r in rows]
+    by_id = {r.id: r for r in rows}
+    receipts: list[GoodsReceipt] = []
+    receipt_rows = repository.receipts_for_pos(session, list(po_ids))
+    for po_id in po_ids:
+        po = by_id.get(po_id)
+        if po is None:
+            continue
+        receipts += to_canonical_receipts(
+            [r for r in receipt_rows if r.purchase_order_id == po_id],
+            po.number,
+            {line.id: line.line_no for line in po.lines},
+        )
+    return MasterData.of(orders, receipts), by_id
+
+
+def _history(
+    session: Session,
+    first: dict[int, int],
+    exclude: set[int],
+    cap: int,
+    suppliers: dict[int, Any],
+) -> list[PriorDocument]:
+    """Each supplier's documents before its first one being scored, capped, in arrival order."""
+    earlier: list[InvoiceRow] = []
+    for supplier_id, before in first.items():
+        earlier += repository.earlier_invoices(session, supplier_id, before, cap)
+    earlier = sorted((r for r in earlier if r.id not in exclude), key=lambda r: r.id)
+    case_of = repository.case_ids_for_invoices(session, [r.id for r in earlier])
+    findings = repository.findings_for(session, list(case_of.values()))
+    out = []
+    for row in earlier:
+        supplier = suppliers.get(row.supplier_id) if row.supplier_id else None
+        case_id = case_of.get(row.id)
+        rows = findings.get(case_id, []) if case_id is not None else []
+        out.append(
+            PriorDocument(
+                document_ref(row.document_id),
+                CaseInput(
+                    _document(row), [_finding(f) for f in rows], supplier.ref if supplier else None
+                ),
+            )
+        )
+    return out
+
+
+def build_batch(
+    session: Session, case_ids: Sequence[int], history_cap: int
+) -> tuple[ScoreBatch, list[int]]:
+    """The scoring inputs of cases and their ids, read from the database, in arrival order."""
+    targets = repository.cases_with_invoices(session, case_ids)
+    supplier_ids = sorted({i.supplier_id for _, i, _ in targets if i.supplier_id is not None})
+    suppliers = repository.suppliers(session, supplier_ids)
+    first: dict[int, int] = {}
+    for _, invoice, _ in targets:
+        if invoice.supplier_id is not None:
+            first.setdefault(invoice.supplier_id, invoice.id)
+    history = _history(session, first, {i.id for _, i, _ in targets}, history_cap, suppliers)
+    findings = repository.findings_for(session, [c.id for c, _, _ in targets])
+    po_ids = sorted({i.purchase_order_id for _, i, _ in targets if i.purchase_order_id})
+    master, po_rows = _master(session, po_ids)
+    queues = sorted({c.queue for c, _, _ in targets if c.queue})
+    waiting = repository.open_case_ids_in_queues(session, queues)
+    items = []
+    for case, invoice, document in targets:
+        po = po_rows.get(invoice.purchase_order_id) if invoice.purchase_order_id else None
+        supplier = suppliers.get(invoice.supplier_id) if invoice.supplier_id else None
+        sla = (
+            (case.sla_due_at - case.created_at).total_seconds() / 3600
+            if case.sla_due_at is not None and case.created_at is not None
+            else None
+        )
+        items.append(
+            ScoreItem(
+                document_ref(document.id),
+                CaseInput(
+                    _document(invoice),
+                    [_finding(f) for f in findings[case.id]],
+                    supplier.ref if supplier else None,
+                ),
+                DelayContext(
+                    queue=case.queue,
+                    # Open cases created before this one: the queue ahead of it at intake.
+                    queue_load=bisect.bisect_left(waiting.get(case.queue or "", []), case.id)
+                    if case.queue
+                    else None,
+                    received_at=document.received_at,
+                    sla_hours=round(sla, 2) if sla is not None else None,
+                    company=po.company if po is not None else None,
+                ),
+            )
+        )
+    return ScoreBatch(master, history, items), [c.id for c, _, _ in targets]
+
+
+@dataclass(frozen=True)
+class DocumentScore:
+    """What scoring says about a document that is not (yet) a case."""
+
+    findings: list[Finding]
+    supplier_ref: str | None
+    queue: str
+    scores: list[FamilyScore]
+
+
+def score_documents(
+    session: Session,
+    documents: Sequence[SupplierDocument],
+    *,
+    scorer: CaseScorer | None,
+    history_cap: int,
+    policies: CasePolicies | None = None,
+) -> list[DocumentScore]:
+    """Match and score documents against the database without storing anything.
+
+    The documents are scored in the order given, after the suppliers' stored documents; a
+    later document of the same supplier sees the earlier ones, so a re-send inside one batch
+    is named as a duplicate candidate of its original (`request:<index>`).
+    """
+    policies = policies or CasePolicies()
+    now = utcnow()
+    assessed = [assess(session, doc, policies) for doc in documents]
+    codes = [sorted({f.code for f in a.result.findings}) for a in assessed]
+    routes = [
+        route_case(c, doc.gross, doc.due_date, now, policies.routing)
+        for c, doc in zip(codes, documents, strict=True)
+    ]
+    off = disabled_families(session)
+    if off >= set(FAMILIES):
+        scorer = None  # the kill switch: people decide without model outputs
+    if scorer is None:  # no registered model: the rules' findings alone
+        return [
+            DocumentScore(
+                list(a.result.findings), a.supplier.ref if a.supplier else None, r.queue, []
+            )
+            for a, r in zip(assessed, routes, strict=True)
+        ]
+    suppliers = {a.supplier.id: a.supplier for a in assessed if a.supplier is not None}
+    # Everything stored counts as earlier than a document being scored now.
+    history = _history(session, {sid: MAX_ID for sid in suppliers}, set(), history_cap, suppliers)
+    po_ids = sorted({a.purchase_order_id for a in assessed if a.purchase_order_id})
+    master, po_rows = _master(session, po_ids)
+    waiting = repository.open_case_ids_in_queues(session, sorted({r.queue for r in routes}))
+    items = []
+    for index, (doc, a, route) in enumerate(zip(documents, assessed, routes, strict=True)):
+        po = po_rows.get(a.purchase_order_id) if a.purchase_order_id else None
+        items.append(
+            ScoreItem(
+                f"request:{index}",
+                CaseInput(
+                    doc,
+                    [_rule_finding(f) for f in a.result.findings],
+                    a.supplier.ref if a.supplier else None,
+                ),
+                DelayContext(
+                    queue=route.queue,
+                    queue_load=len(waiting.get(route.queue, [])),
+                    received_at=now,
+                    sla_hours=round((route.sla_due_at - now).total_seconds() / 3600, 2),
+                    company=po.company if po is not None else None,
+                ),
+            )
+        )
+    scored = scorer.score(ScoreBatch(master, history, items))
+    results = [[s for s in r if s.family not in off] for r in scored]
+    return [
+        DocumentScore(
+            list(a.result.findings), a.supplier.ref if a.supplier else None, r.queue, scores
+        )
+        for a, r, scores in zip(assessed, routes, results, strict=True)
+    ]
+
+
+def _rule_finding(f: Finding) -> RuleFinding:
+    return RuleFinding(
+        code=f.code,
+        expected=f.expected,
+        actual=f.actual,
+        variance=f.variance,
+        allowed=f.tolerance.allowed if f.tolerance is not None else None,
+        line_id=f.line_id,
+    )
+
+
+def _rows(case_id: int, scores: Sequence[FamilyScore]) -> list[Prediction]:
+    return [
+        Prediction(
+            case_id=case_id,
+            family=s.family,
+            model_name=s.model_name,
+            model_version=s.version,
+            run_id=s.run_id or None,
+            output=s.output,
+            explanation=s.explanation,
+        )
+        for s in scores
+    ]
+
+
+def _named(scores: Sequence[FamilyScore]) -> list[dict[str, str]]:
+    return [
+        {"family": s.family, "name": s.model_name, "version": s.version, "run_id": s.run_id}
+        for s in scores
+    ]
+
+
+def disabled_families(session: Session) -> set[str]:
+    """The families whose outputs the kill switch withholds (all of them when it is on for all)."""
+    return {family for family in FAMILIES if models_disabled(session, family)}
+
+
+def score_cases(
+    session: Session,
+    case_ids: Sequence[int],
+    *,
+    actor: Actor = SYSTEM,
+    scorer: CaseScorer | None = None,
+) -> dict[int, list[Prediction]]:
+    """Score cases and store one prediction per family and one `case.scored` event per case.
+
+    Without a scorer (no registered model) nothing is written. Scoring errors do not propagate:
+    they are logged and audited as `case.scoring_failed`, and the case stays as it was routed.
+    """
+    if not case_ids:
+        return {}
+    scorer = scorer or get_provider().scorer()
+    if scorer is None:
+        log.debug("scoring.skipped", reason="no registered model", cases=len(case_ids))
+        return {}
+    off = disabled_families(session)
+    if off >= set(FAMILIES):
+        log.info("scoring.skipped", reason="kill switch", cases=len(case_ids))
+        return {}
+    settings = get_settings()
+    try:
+        # A savepoint: a database error while reading or writing must not poison the intake.
+        with session.begin_nested():
+            batch, ids = build_batch(session, case_ids, settings.scoring_history_cap)
+            results = [[s for s in r if s.family not in off] for r in scorer.score(batch)]
+            stored: dict[int, list[Prediction]] = {}
+            for case_id, scores in zip(ids, results, strict=True):
+                rows = _rows(case_id, scores)
+                repository.add_predictions(session, rows)
+                stored[case_id] = rows
+                audit.record(
+                    session,
+                    actor,
+                    "case.scored",
+                    "case",
+                    case_id,
+                    after={"models": _named(scores)},
+                )
+            session.flush()
+        return stored
+    except Exception as exc:  # a model or data bug must not cost the case
+        log.exception("scoring.failed", cases=list(case_ids))
+        for case_id in case_ids:
+            audit.record(
+                session,
+                actor,
+                "case.scoring_failed",
+                "case",
+                case_id,
+                after={"error": type(exc).__name__, "message": str(exc)[:500]},
+            )
+        session.flush()
+        return {}
+
+
+def predictions(session: Session, case_id: int) -> list[Prediction]:
+    """The stored predictions of a case, oldest first."""
+    return repository.predictions_for(session, [case_id])
+
+
+# -- similar cases ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    """A resolved case like the one asked about, and how it was resolved."""
+
+    case_id: int
+    similarity: float
+    state: str
+    action: str | None  # the last live decision (sign, reject, ...)
+    reasons: list[str]  # confirmed reason codes if a person confirmed them, else the rules'
+    hours: float | None  # from case creation to the last decision
+    supplier_id: int | None
+
+
+def _resolution(
+    case: Case, decisions: Sequence[Any], rule_codes: list[str]
+) -> tuple[str | None, list[str], float | None]:
+    if not decisions:
+        return None, rule_codes, None
+    last = decisions[-1]
+    confirmed = [
+        d for d in decisions if d.action == "confirm_reasons" and isinstance(d.details, dict)
+    ]
+    reasons = rule_codes
+    if confirmed:
+        codes = confirmed[-1].details.get("reasons") or confirmed[-1].details.get("codes")
+        if isinstance(codes, list):
+            reasons = sorted(str(c) for c in codes)
+    hours = (last.created_at - case.created_at).total_seconds() / 3600
+    return last.action, reasons, round(hours, 2)
+
+
+def similar_cases(
+    session: Session, case_id: int, k: int = 5, *, scorer: CaseScorer | None = None
+) -> list[SimilarCase]:
+    """The `k` resolved cases most like this one (text embedding + findings + size)."""
+    target = repository.cases_with_invoices(session, [case_id])
+    if not target:
+        raise NotFound(f"case {case_id} does not exist")
+    pool = repository.resolved_cases(session, case_id, SIMILAR_POOL)
+    if not pool:
+        return []
+    ids = [case_id] + [c.id for c, _ in pool]
+    findings = repository.findings_for(session, ids)
+    invoices = [target[0][1]] + [i for _, i in pool]
+    cases = [
+        CaseInput(_document(inv), [_finding(f) for f in findings[cid]])
+        for cid, inv in zip(ids, invoices, strict=True)
+    ]
+    embedder = scorer.embedder if scorer is not None else get_provider().embedder()
+    vectors = similarity_vectors(features_of(cases), embedder)
+    decisions = repository.decisions_for(session, [c.id for c, _ in pool])
+    out = []
+    for index, similarity in nearest(vectors[0], vectors[1:], k):
+        case, _ = pool[index]
+        rule_codes = sorted({f.code for f in findings[case.id]})
+        action, reasons, hours = _resolution(case, decisions[case.id], rule_codes)
+        out.append(
+            SimilarCase(
+                case_id=case.id,
+                similarity=round(similarity, 4),
+                state=case.state,
+                action=action,
+                reasons=reasons,
+                hours=hours,
+                supplier_id=case.supplier_id,
+            )
+        )
+    return out

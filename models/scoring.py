@@ -1,0 +1,695 @@
+"""Score cases with the three registered families: reasons, anomalies/duplicates, delay.
+
+Pure: the caller hands over the documents (the cases to score and, before them, the earlier
+documents their history features need) and the master data; nothing here reads a database.
+Every `FamilyScore` names the model name, version and run id of the `LoadedModel` object that
+computed it, so a score can never be attributed to a version that did not produce it, even when
+an alias moves while a batch is being scored.
+
+Explanations need LightGBM's `pred_contrib`, which the registry's heads do not expose; importing
+this module re-registers the `lightgbm` and `reason` head kinds with loaders that keep the
+boosters (or the reason model) in the head's metadata under `EXPLAINER`. Outputs are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models import reason as reason_module
+from models.delay import delay_features
+from models.duplicates import (
+    FEATURE_NAMES as PAIR_FEATURE_NAMES,
+)
+from models.duplicates import (
+    PRICE_FEATURE_NAMES,
+    CandidateDocument,
+    block_candidates,
+    ordered_quantities,
+    pair_features,
+    price_features,
+    supplier_key,
+)
+from models.embeddings import DIMENSIONS, Encoder, TextEmbedder, minilm_encoder
+from models.features import (
+    FEATURE_NAMES,
+    CaseFeatures,
+    CaseInput,
+    HistoryFeatures,
+    MasterData,
+    _document_facts,
+    _finding_features,
+    build_features,
+)
+from models.reason import ReasonModel, embed_texts
+from models.registry import Head, LoadedModel, _lightgbm_head, register_head_kind
+from pipelines.reasons import ReasonCode
+
+FloatArray = NDArray[np.float64]
+EXPLAINER = "_explainer"  # head-meta key of the object that gives feature contributions
+TOP_CONTRIBUTIONS = 5
+MAX_CANDIDATES = 3  # duplicate candidates listed per case
+# IsolationForest's own rule (`contamination="auto"`): a score above 0.5 is an outlier.
+UNUSUAL_SCORE = 0.5
+
+
+# -- explainable heads ---------------------------------------------------------------------
+
+
+def _explainable_lightgbm(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
+    """The registry's LightGBM head plus per-output `pred_contrib` (log-odds or raw units)."""
+    import lightgbm as lgb
+
+    head = _lightgbm_head(folder, name, spec)
+    boosters = {out: lgb.Booster(model_file=str(folder / f)) for out, f in spec["files"].items()}
+
+    def contributions(x: FloatArray, output: str) -> FloatArray:
+        return np.asarray(
+            boosters[output].predict(x, pred_contrib=True, num_threads=1), dtype=np.float64
+        )
+
+    return replace(head, meta={**dict(head.meta), EXPLAINER: contributions})
+
+
+class _SingleThreadBooster(reason_module.BoosterClassifier):
+    """The reason model's booster, predicting on one thread (as the registry's heads do)."""
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        """Columns P(no), P(yes)."""
+        p = np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, x: FloatArray, pred_contrib: bool = False) -> FloatArray:
+        """Probabilities, or per-feature log-odds contributions."""
+        return np.asarray(
+            self.booster_.predict(x, pred_contrib=pred_contrib, num_threads=1), dtype=np.float64
+        )
+
+
+def _explainable_reason(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
+    """The reason head (as `models.reason.reason_head` computes it) plus its `ReasonModel`.
+
+    OpenMP start-up and spin-waiting made LightGBM's default threads cost 15 ms per call on a
+    busy 2-core box, against well under 1 ms on one thread; the numbers are the same.
+    """
+    model = reason_module.from_bundle(folder, spec)
+    for code_model in model.codes.values():
+        if isinstance(code_model.classifier, reason_module.BoosterClassifier):
+            code_model.classifier = _SingleThreadBooster(code_model.classifier.booster_)
+    features = tuple(spec["features"])
+    width = len(features) - len(reason_module.TEXT_FIELDS) * DIMENSIONS
+    case_names = list(features[:width])
+
+    def compute(x: FloatArray) -> dict[str, FloatArray]:
+        n = x.shape[0]
+        # Embeddings are float32 upstream; the PCA must see the same dtype as in training.
+        case = CaseFeatures(
+            case_names,
+            x[:, :width],
+            [[] for _ in range(n)],
+            [""] * n,
+            x[:, width:].astype(np.float32),
+        )
+        matrix = model.probability_matrix(case)
+        return {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
+
+    return Head(
+        name=name,
+        features=features,
+        outputs=tuple(spec["outputs"]),
+        categorical={},
+        compute=compute,
+        meta={**spec.get("meta", {}), EXPLAINER: model},
+    )
+
+
+def _fast_isolation_forest(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
+    """An IsolationForest head that walks the trees directly, giving sklearn's exact scores.
+
+    `score_samples` dispatches each of the 200 trees through joblib with input checks and
+    warning filters: 250 ms for one row. The same sum of per-leaf path lengths, tree by tree in
+    the same order, costs about 1 ms.
+    """
+    import skops.io as sio
+
+    path = folder / spec["file"]
+    untrusted = sio.get_untrusted_types(file=path)
+    # Our own store, still refuse anything outside scikit-learn and numpy.
+    allowed = [t for t in untrusted if t.startswith(("sklearn.", "numpy."))]
+    if len(allowed) != len(untrusted):
+        raise ValueError(f"{path.name} holds types outside scikit-learn/numpy: {untrusted}")
+    forest = sio.load(path, trusted=allowed)
+    output = spec["outputs"][0]
+    from sklearn.ensemble._iforest import _average_path_length
+
+    subsample = forest._max_features != forest.n_features_in_
+    trees = [
+        (
+            tree.tree_,
+            np.asarray(features, dtype=np.intp) if subsample else None,
+            np.asarray(dpl + apl - 1.0, dtype=np.float64),
+        )
+        for tree, features, dpl, apl in zip(
+            forest.estimators_,
+            forest.estimators_features_,
+            forest._decision_path_lengths,
+            forest._average_path_length_per_tree,
+            strict=True,
+        )
+    ]
+    denominator = len(forest.estimators_) * float(_average_path_length([forest._max_samples])[0])
+
+    def compute(x: FloatArray) -> dict[str, FloatArray]:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        depths = np.zeros(x32.shape[0], dtype=np.float64)
+        for tree, features, path_length in trees:
+            subset = x32 if features is None else np.ascontiguousarray(x32[:, features])
+            depths += path_length[tree.apply(subset)]
+        if denominator == 0:
+            return {output: np.ones_like(depths)}
+        return {output: np.asarray(2.0 ** (-(depths / denominator)), dtype=np.float64)}
+
+    return Head(
+        name=name,
+        features=tuple(spec["features"]),
+        outputs=tuple(spec["outputs"]),
+        categorical={},
+        compute=compute,
+        meta={**spec.get("meta", {}), EXPLAINER: forest},
+    )
+
+
+register_head_kind("lightgbm", _explainable_lightgbm)
+register_head_kind(reason_module.HEAD_KIND, _explainable_reason)
+register_head_kind("skops-isolation-forest", _fast_isolation_forest)
+
+
+# -- inputs and outputs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DelayContext:
+    """What the delay model knows of a case at intake beyond the document itself."""
+
+    queue: str | None = None
+    queue_load: int | None = None  # open cases ahead of this one in its queue
+    received_at: datetime | None = None
+    sla_hours: float | None = None
+    company: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class PriorDocument:
+    """An earlier document (any supplier) in arrival order: history for the cases after it."""
+
+    ref: str
+    case: CaseInput
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One case to score: its reference, document with rule findings, and delay context."""
+
+    ref: str
+    case: CaseInput
+    delay: DelayContext = field(default_factory=DelayContext)
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """Cases to score after the documents before them; later items see earlier ones as history."""
+
+    master: MasterData
+    history: Sequence[PriorDocument]
+    items: Sequence[ScoreItem]
+
+
+@dataclass(frozen=True)
+class FamilyScore:
+    """One family's output on one case, naming the model version that computed it."""
+
+    family: str
+    model_name: str
+    version: str
+    run_id: str
+    output: dict[str, Any]
+    explanation: list[dict[str, Any]]
+
+
+def _clean(value: float) -> float | None:
+    """JSON-safe float (NaN and infinities have no JSON form; PostgreSQL refuses them)."""
+    return None if not math.isfinite(value) else float(value)
+
+
+def _entry(feature: str, contribution: float, text: str) -> dict[str, Any]:
+    return {"feature": feature, "contribution": _clean(contribution), "text": text}
+
+
+# -- words for the anomaly and delay features -----------------------------------------------
+
+
+def _yes(words_yes: str, words_no: str) -> Callable[[float], str]:
+    return lambda v: words_yes if v > 0 else words_no
+
+
+_PAIR_WORDS: dict[str, Callable[[float], str]] = {
+    "number_equal": _yes("same document number", "different document number"),
+    "number_ocr_equal": _yes("number equal once OCR look-alikes are folded", "numbers differ"),
+    "number_ocr_ratio": lambda v: f"numbers {v * 100:.0f} % alike (OCR-aware)",
+    "number_levenshtein": lambda v: f"numbers {v:.0f} character(s) apart",
+    "number_digit_overlap": lambda v: f"{v * 100:.0f} % of the digits in common",
+    "number_length_diff": lambda v: f"number lengths differ by {v:.0f}",
+    "gross_equal": _yes("same gross amount", "different gross amount"),
+    "net_equal": _yes("same net amount", "different net amount"),
+    "gross_abs_diff": lambda v: f"gross amounts {v:,.2f} apart",
+    "gross_rel_diff": lambda v: f"gross amounts {v * 100:.1f} % apart",
+    "net_abs_diff": lambda v: f"net amounts {v:,.2f} apart",
+    "cents_only": _yes("gross differs by cents only", "gross differs by more than cents"),
+    "day_gap": lambda v: f"issued {v:.0f} day(s) apart",
+    "same_po": _yes("both on the same PO", "not on the same PO"),
+    "both_have_po": _yes("both quote a PO", "a PO is missing on one"),
+    "same_currency": _yes("same currency", "different currency"),
+    "same_line_count": _yes("same number of lines", "different number of lines"),
+    "item_overlap": lambda v: f"{v * 100:.0f} % of the items in common",
+    "qty_overlap": lambda v: f"{v * 100:.0f} % of the quantities in common",
+    "price_overlap": lambda v: f"{v * 100:.0f} % of the prices in common",
+    "line_amount_overlap": lambda v: f"{v * 100:.0f} % of the line amounts in common",
+    "po_billed_ratio": lambda v: f"together they bill {v:.2f}x what was ordered",
+    "po_known": _yes("the PO is known", "the PO is unknown"),
+    "same_iban": _yes("same bank account", "different or missing bank account"),
+    "log_gross": lambda v: f"gross about {10**v - 1:,.0f}",
+}
+
+_PRICE_WORDS: dict[str, Callable[[float], str]] = {
+    "unit_price_vs_history": lambda v: f"a line price {math.exp(v):.2f}x this supplier's usual",
+    "unit_price_history_known": _yes("item prices known", "no price history for the items"),
+    "net_vs_supplier_history": lambda v: f"net {math.exp(v):.2f}x this supplier's usual net",
+    "same_day_same_po": lambda v: f"{v:.0f} earlier invoice(s) on this PO the same day",
+    "log_net": lambda v: f"net about {10**v - 1:,.0f}",
+}
+
+_DELAY_WORDS: dict[str, Callable[[Any], str]] = {
+    "queue": lambda v: f"queue {v}",
+    "kind": lambda v: f"document is a {str(v).replace('_', ' ')}",
+    "currency": lambda v: f"currency {v}",
+    "company": lambda v: f"company {v}",
+    "language": lambda v: f"language {v}",
+    "supplier_ref": lambda v: f"supplier {v}",
+    "lines": lambda v: f"{v} line(s)",
+    "log_gross": lambda v: f"gross about {10 ** float(v) - 1:,.0f}",
+    "queue_load": lambda v: f"{v} case(s) already waiting in the queue",
+    "received_hour": lambda v: f"received at {int(v):02d}:{int(float(v) % 1 * 60):02d}",
+    "received_weekday": lambda v: (
+        "received on " + ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[int(v) % 7]
+    ),
+    "sla_hours": lambda v: f"SLA of {float(v):.0f} hours",
+    "n_reasons": lambda v: f"{v} reason(s) found by the rules",
+    "has_po": lambda v: "quotes a PO" if v else "no PO quoted",
+}
+
+
+def _delay_words(name: str, value: object) -> str:
+    if value is None:
+        return f"{name.replace('_', ' ')}: unknown"
+    if name.startswith("reason_"):
+        code = name.removeprefix("reason_")
+        return f"rules found {code}" if value else f"rules did not find {code}"
+    words = _DELAY_WORDS.get(name)
+    return words(value) if words is not None else f"{name} = {value}"
+
+
+def _pair_words(ref: str, values: FloatArray) -> Callable[[int], str]:
+    def words(i: int) -> str:
+        return f"vs {ref}: " + _PAIR_WORDS[PAIR_FEATURE_NAMES[i]](float(values[i]))
+
+    return words
+
+
+def _delay_row_words(head: Head, raw: Mapping[str, object]) -> Callable[[int], str]:
+    def words(j: int) -> str:
+        return _delay_words(head.features[j], raw.get(head.features[j]))
+
+    return words
+
+
+def _top(
+    names: Sequence[str], contrib: FloatArray, words: Callable[[int], str], top: int
+) -> list[dict[str, Any]]:
+    order = sorted(range(len(names)), key=lambda i: -abs(float(contrib[i])))
+    return [_entry(names[i], float(contrib[i]), words(i)) for i in order[:top] if contrib[i] != 0.0]
+
+
+# -- the scorer ----------------------------------------------------------------------------
+
+
+def serving_encoder() -> Encoder:
+    """MiniLM for serving: torch on one thread (the process serves requests side by side).
+
+    Measured on a loaded 2-core box: 3 short texts took 200-370 ms with torch's default two
+    threads and 50 ms with one. Training keeps the default (large batches use both cores).
+    """
+    base = minilm_encoder()
+
+    def encode(texts: list[str]) -> NDArray[np.float32]:
+        import torch
+
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+        return base(texts)
+
+    return encode
+
+
+class CaseScorer:
+    """Scores batches of cases with whichever families are loaded (any may be missing)."""
+
+    def __init__(
+        self,
+        models: Mapping[str, LoadedModel],
+        embedder: TextEmbedder | None = None,
+        *,
+        embedding_cache: Path | None = None,
+        top: int = TOP_CONTRIBUTIONS,
+    ) -> None:
+        self.models = dict(models)
+        self.top = top
+        self._embedder = embedder
+        self._embedding_cache = embedding_cache
+
+    @property
+    def families(self) -> list[str]:
+        """The families this scorer has a model for."""
+        return sorted(self.models)
+
+    @property
+    def embedder(self) -> TextEmbedder:
+        """The text embedder (MiniLM loads on the first uncached text)."""
+        if self._embedder is None:
+            self._embedder = TextEmbedder(self._embedding_cache, serving_encoder())
+        return self._embedder
+
+    def score(self, batch: ScoreBatch) -> list[list[FamilyScore]]:
+        """Per item of the batch, one `FamilyScore` per loaded family (reason, anomaly, delay)."""
+        if not batch.items:
+            return []
+        out: list[list[FamilyScore]] = [[] for _ in batch.items]
+        for family, scorer in (
+            ("reason", self._reason),
+            ("anomaly", self._anomaly),
+            ("delay", self._delay),
+        ):
+            model = self.models.get(family)
+            if model is None:
+                continue
+            for row, (output, explanation) in enumerate(scorer(model, batch)):
+                out[row].append(
+                    FamilyScore(
+                        family, model.name, model.version, model.run_id, output, explanation
+                    )
+                )
+        return out
+
+    # -- reason ------------------------------------------------------------------------------
+
+    def _reason(
+        self, model: LoadedModel, batch: ScoreBatch
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        target = target_features(batch)
+        embed_texts(target, self.embedder)
+        assert target.text is not None
+        head = model.head("reason")
+        width = len(head.features) - 2 * DIMENSIONS
+        case_names = list(head.features[:width])
+        index = {name: i for i, name in enumerate(target.names)}
+        case_matrix = np.column_stack(
+            [
+                target.matrix[:, index[n]] if n in index else np.full(len(target), np.nan)
+                for n in case_names
+            ]
+        )
+        x = np.hstack([case_matrix, target.text.astype(np.float64)])
+        outputs = model.predict(x, "reason").outputs
+        thresholds = head.meta.get("thresholds", {})
+        explainer = head.meta.get(EXPLAINER)
+        single = CaseFeatures(
+            case_names, case_matrix, target.descriptions, target.notes, target.text
+        )
+        results = []
+        for row in range(len(batch.items)):
+            probabilities = {code: float(outputs[code][row]) for code in head.outputs}
+            predicted = [
+                code
+                for code in head.outputs
+                if probabilities[code] >= float(thresholds.get(code, 0.5))
+            ]
+            explanation: list[dict[str, Any]] = []
+            if isinstance(explainer, ReasonModel):
+                best = max(probabilities, key=lambda c: probabilities[c])
+                explanation = [
+                    _entry(name, c, f"{best}: {words}")
+                    for name, c, words in explainer.explain(single, self.top, row=row, code=best)
+                ]
+            results.append(
+                (
+                    {
+                        "probabilities": {k: _clean(v) for k, v in probabilities.items()},
+                        "predicted": predicted,
+                    },
+                    explanation,
+                )
+            )
+        return results
+
+    # -- anomaly -----------------------------------------------------------------------------
+
+    def _anomaly(
+        self, model: LoadedModel, batch: ScoreBatch
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        refs = [p.ref for p in batch.history] + [i.ref for i in batch.items]
+        cases = [p.case for p in batch.history] + [i.case for i in batch.items]
+        documents = [
+            CandidateDocument(ref, c.document, supplier_key(c.document, c.supplier_ref))
+            for ref, c in zip(refs, cases, strict=True)
+        ]
+        start = len(batch.history)
+        ordered = ordered_quantities(list(batch.master.purchase_orders.values()))
+        results: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        duplicate = model.head("duplicate") if "duplicate" in model.heads else None
+        pairs: list[tuple[int, int]] = []
+        pair_rows: list[list[float]] = []
+        threshold = 0.5
+        if duplicate is not None:
+            meta = duplicate.meta
+            threshold = float(meta.get("threshold", 0.5))
+            blocks = block_candidates(
+                documents,
+                int(meta.get("window_days", 365)),
+                Decimal(str(meta.get("gross_band", "0.05"))),
+            )
+            for later in range(start, len(documents)):
+                for earlier in blocks[later]:
+                    pairs.append((later, earlier))
+                    pair_rows.append(
+                        pair_features(
+                            documents[later].document, documents[earlier].document, ordered
+                        )
+                    )
+        pair_x = np.asarray(pair_rows, dtype=np.float64).reshape(-1, len(PAIR_FEATURE_NAMES))
+        pair_p = (
+            np.asarray(model.predict(pair_x, "duplicate").outputs["p_duplicate"])
+            if pair_rows
+            else np.zeros(0)
+        )
+        by_later: dict[int, list[tuple[float, int]]] = {}
+        for k, (later, _earlier) in enumerate(pairs):
+            by_later.setdefault(later, []).append((float(pair_p[k]), k))
+        price_x = price_features(documents)[start:]
+        price = (
+            np.asarray(model.predict(price_x, "price").outputs["price_anomaly"])
+            if "price" in model.heads
+            else None
+        )
+        contrib_fn = duplicate.meta.get(EXPLAINER) if duplicate is not None else None
+        for row in range(len(batch.items)):
+            later = start + row
+            found = sorted(by_later.get(later, []), key=lambda t: (-t[0], t[1]))
+            best_p = found[0][0] if found else 0.0
+            candidates = [
+                {"ref": documents[pairs[k][1]].doc_id, "probability": _clean(p)}
+                for p, k in found[:MAX_CANDIDATES]
+            ]
+            score = float(price[row]) if price is not None else None
+            unusual = score is not None and score > UNUSUAL_SCORE
+            explanation: list[dict[str, Any]] = []
+            if found and callable(contrib_fn):
+                k = found[0][1]
+                contrib = contrib_fn(pair_x[k : k + 1], "p_duplicate")[0, :-1]
+                explanation = _top(
+                    PAIR_FEATURE_NAMES,
+                    contrib,
+                    _pair_words(documents[pairs[k][1]].doc_id, pair_x[k]),
+                    self.top,
+                )
+            elif duplicate is not None:
+                explanation = [
+                    _entry(
+                        "candidates",
+                        0.0,
+                        "no earlier document of this supplier is close in amount and date",
+                    )
+                ]
+            if unusual:
+                values = price_x[row]
+                strongest = max(range(len(PRICE_FEATURE_NAMES)), key=lambda i: abs(values[i]))
+                name = PRICE_FEATURE_NAMES[strongest]
+                explanation.append(
+                    _entry(name, float(values[strongest]), _PRICE_WORDS[name](values[strongest]))
+                )
+            results.append(
+                (
+                    {
+                        "duplicate_probability": _clean(best_p),
+                        "duplicate_of": candidates[0]["ref"]
+                        if found and best_p >= threshold
+                        else None,
+                        "candidates": candidates,
+                        "anomaly_score": None if score is None else _clean(score),
+                        "unusual": bool(unusual),
+                    },
+                    explanation,
+                )
+            )
+        return results
+
+    # -- delay -------------------------------------------------------------------------------
+
+    def _delay(
+        self, model: LoadedModel, batch: ScoreBatch
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        if "hours" not in model.heads:
+            return [({}, []) for _ in batch.items]
+        rows = [delay_record(item) for item in batch.items]
+        head = model.head("hours")
+        x = head.encode(rows)
+        outputs = model.predict(x, "hours").outputs
+        contrib_fn = head.meta.get(EXPLAINER)
+        contrib = contrib_fn(x, "hours_p50")[:, :-1] if callable(contrib_fn) else None
+        results = []
+        for i, raw in enumerate(rows):
+            explanation: list[dict[str, Any]] = []
+            if contrib is not None:
+                explanation = [
+                    {**e, "text": e["text"] + " (hours)"}
+                    for e in _top(head.features, contrib[i], _delay_row_words(head, raw), self.top)
+                ]
+            results.append(
+                (
+                    {
+                        "p50_hours": _clean(float(outputs["hours_p50"][i])),
+                        "p90_hours": _clean(float(outputs["hours_p90"][i])),
+                        "p_sla_breach": _clean(float(outputs["p_sla_breach"][i])),
+                    },
+                    explanation,
+                )
+            )
+        return results
+
+
+def target_features(batch: ScoreBatch) -> CaseFeatures:
+    """`build_features` rows of the batch's items, history documents only observed.
+
+    The same loop as `models.features.build_features` (so the same numbers), minus the feature
+    rows of the history documents, which nobody reads: a third of single-case latency.
+    """
+    history = HistoryFeatures(batch.master)
+    for prior in batch.history:
+        history.observe(prior.case)
+    rows: list[list[float]] = []
+    descriptions: list[list[str]] = []
+    notes: list[str] = []
+    for item in batch.items:
+        doc = item.case.document
+        values = _finding_features(item.case.findings)
+        values.update(_document_facts(doc, batch.master))
+        values.update(history.features(item.case))
+        history.observe(item.case)
+        rows.append([values[name] for name in FEATURE_NAMES])
+        descriptions.append([ln.description for ln in doc.lines if ln.description])
+        notes.append(" ".join(doc.notes + [ln.note for ln in doc.lines if ln.note]))
+    matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    return CaseFeatures(list(FEATURE_NAMES), matrix, descriptions, notes)
+
+
+def delay_record(item: ScoreItem) -> dict[str, object]:
+    """The delay head's raw features of a case, from the same function training uses."""
+    doc = item.case.document
+    ctx = item.delay
+    record = {
+        "kind": doc.kind,
+        "currency": doc.currency,
+        "company": ctx.company,
+        "language": ctx.language,
+        "supplier_ref": item.case.supplier_ref,
+        "lines": len(doc.lines),
+        "gross": None if doc.gross is None else str(doc.gross),
+        "po_number": doc.po_reference,
+        "reasons": sorted({f.code.value for f in item.case.findings}),
+        "review": {
+            "queue": ctx.queue,
+            "queue_load": ctx.queue_load,
+            "received_at": ctx.received_at.isoformat() if ctx.received_at else None,
+            "sla_hours": ctx.sla_hours,
+        },
+    }
+    return delay_features(record)
+
+
+# -- similar cases -------------------------------------------------------------------------
+
+_CODE_COLUMNS = [f"{code.value.lower()}:present" for code in ReasonCode]
+
+
+def similarity_vectors(features: CaseFeatures, embedder: TextEmbedder) -> FloatArray:
+    """Unit vectors for cosine similarity: text (line descriptions, notes), reasons, size."""
+    if features.text is None:
+        embed_texts(features, embedder)
+    assert features.text is not None
+    index = {name: i for i, name in enumerate(features.names)}
+    codes = np.column_stack([features.matrix[:, index[c]] for c in _CODE_COLUMNS])
+    gross = np.nan_to_num(features.matrix[:, index["gross"]], nan=0.0)
+    size = np.log10(1.0 + np.abs(gross))[:, None] / 6.0
+    lines = np.log1p(np.nan_to_num(features.matrix[:, index["lines"]]))[:, None] / 4.0
+    # Weights: what went wrong (the reasons) matters as much as what was bought (the text).
+    parts = [
+        features.text[:, :DIMENSIONS].astype(np.float64) * 0.6,
+        features.text[:, DIMENSIONS:].astype(np.float64) * 0.4,
+        codes / math.sqrt(3.0),
+        size,
+        lines,
+    ]
+    vectors = np.hstack(parts)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float64)
+
+
+def nearest(query: FloatArray, pool: FloatArray, k: int) -> list[tuple[int, float]]:
+    """The `k` rows of `pool` most similar to `query` (cosine of unit vectors), best first."""
+    if len(pool) == 0 or k <= 0:
+        return []
+    sims = pool @ query
+    order = np.argsort(-sims, kind="stable")[:k]
+    return [(int(i), float(sims[i])) for i in order]
+
+
+def features_of(cases: Sequence[CaseInput]) -> CaseFeatures:
+    """Document facts and findings of unrelated cases (no master data, history ignored)."""
+    return build_features(cases, MasterData({}, {}))

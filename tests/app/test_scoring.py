@@ -1,0 +1,456 @@
+"""Scoring at intake against a real temporary MLflow store, on SQLite and PostgreSQL.
+
+The store holds the three families trained on a small generated world, and two versions of
+`tollgate-delay` trained with different seeds (so they give different outputs). Cases are the
+world's own documents, ingested after its master data.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from app.apikeys import service as apikeys
+from app.audit.service import Actor
+from app.blobs import BlobStore
+from app.cli import cli
+from app.db.tables import AuditEvent, Case, Prediction
+from app.documents.service import ingest_bytes
+from app.main import create_app
+from app.masterdata.loader import read_master_data
+from app.masterdata.service import load_master_data
+from app.promotions import service as promotions
+from app.scoring import service as scoring
+from app.scoring.provider import get_provider
+from app.settings import Settings, get_settings
+from models.registry import CHAMPION, Bundle, Head, LoadedModel, ModelRegistry
+from models.scoring import CaseScorer
+from pipelines.parsers import parse_document
+from training.synth.generator import WorldConfig, generate_world
+from training.synth.output import write_world
+from training.train import TrainResult, train_family
+
+CLERK = Actor("clerk-1", "clerk")
+ADMIN = Actor("admin", "admin")
+DOCUMENTS = 24  # cases ingested per test
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    world: Path
+    embeddings: Path
+    trained: dict[str, TrainResult]  # family -> the version that serves (challenger)
+    delay_versions: tuple[str, str]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    root = tmp_path_factory.mktemp("scoring-store")
+    world = root / "world"
+    write_world(generate_world(WorldConfig(invoices=240, seed=29)), world, pdf=False)
+    findings = world / "findings.jsonl"
+    result = CliRunner().invoke(
+        cli, ["eval", "match", "--world", str(world), "--findings-out", str(findings)]
+    )
+    assert result.exit_code in (0, 1), result.output  # 1: a rule bar missed; findings written
+    (root / "mlflow").mkdir()
+    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    embeddings = root / "embeddings"
+    with pytest.MonkeyPatch.context() as patch:
+        # MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI; setting it here first makes
+        # the context restore the original (delenv of an unset name records nothing).
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("TOLLGATE_EMBEDDING_CACHE", str(embeddings))
+        trained = {
+            family: train_family(family, world=world, tracking_uri=uri, cards_dir=root / "cards")
+            for family in ("reason", "anomaly", "delay")
+        }
+        other = train_family(
+            "delay", world=world, tracking_uri=uri, cards_dir=root / "cards", params={"seed": 3}
+        )
+    trained["delay"] = other  # the newest version carries `challenger`
+    yield Store(uri, world, embeddings, trained, ("1", other.version))
+
+
+@pytest.fixture(autouse=True)
+def _own_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a model exports MLFLOW_TRACKING_URI (MLflow does); restore it after each test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset-by-test")  # records the original value
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+
+@pytest.fixture
+def serving(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """Settings pointing at the trained store; a fresh provider for the test."""
+    monkeypatch.setenv("TOLLGATE_MLFLOW_TRACKING_URI", store.uri)
+    monkeypatch.setenv("TOLLGATE_EMBEDDING_CACHE_DIR", str(store.embeddings))
+    monkeypatch.setenv("TOLLGATE_SCORE_ON_INGEST", "true")
+    get_settings.cache_clear()
+    get_provider().refresh()
+    yield store
+    get_settings.cache_clear()
+
+
+def _load_world(session: Session, world: Path) -> None:
+    load_master_data(session, read_master_data(world / "master"), Actor("tester", "admin"))
+    session.flush()
+
+
+def _ingest(session: Session, blobs: BlobStore, world: Path, n: int = DOCUMENTS) -> list[int]:
+    ids = []
+    for path in sorted((world / "documents" / "ubl").glob("*.xml"))[:n]:
+        outcome = ingest_bytes(
+            session, blobs, path.read_bytes(), filename=path.name, channel="test", actor=CLERK
+        )
+        if outcome.case is not None:
+            ids.append(outcome.case.id)
+    return ids
+
+
+def _predictions(session: Session, case_ids: list[int]) -> list[Prediction]:
+    return list(
+        session.scalars(
+            select(Prediction).where(Prediction.case_id.in_(case_ids)).order_by(Prediction.id)
+        )
+    )
+
+
+def _events(session: Session, action: str, case_ids: list[int]) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.action == action,
+                AuditEvent.object_id.in_([str(i) for i in case_ids]),
+            )
+            .order_by(AuditEvent.seq)
+        )
+    )
+
+
+def test_ingest_scores_every_case_with_three_named_models(
+    session: Session, blobs: BlobStore, serving: Store
+) -> None:
+    _load_world(session, serving.world)
+    case_ids = _ingest(session, blobs, serving.world)
+    assert len(case_ids) == DOCUMENTS
+
+    rows = _predictions(session, case_ids)
+    by_case: dict[int, dict[str, Prediction]] = {}
+    for row in rows:
+        by_case.setdefault(row.case_id, {})[row.family] = row
+    assert set(by_case) == set(case_ids)
+    for case_id in case_ids:
+        got = by_case[case_id]
+        assert set(got) == {"reason", "anomaly", "delay"}
+        for family, row in got.items():
+            trained = serving.trained[family]
+            assert (row.model_name, row.model_version, row.run_id) == (
+                trained.name,
+                trained.version,
+                trained.run_id,
+            )
+        reason = got["reason"].output
+        assert set(reason) == {"probabilities", "predicted"}
+        assert all(0.0 <= p <= 1.0 for p in reason["probabilities"].values())
+        assert set(reason["predicted"]) <= set(reason["probabilities"])
+        anomaly = got["anomaly"].output
+        assert set(anomaly) == {
+            "duplicate_probability",
+            "duplicate_of",
+            "candidates",
+            "anomaly_score",
+            "unusual",
+        }
+        delay = got["delay"].output
+        assert set(delay) == {"p50_hours", "p90_hours", "p_sla_breach"}
+        assert 0.0 <= delay["p50_hours"] <= delay["p90_hours"]
+        for row in got.values():
+            for entry in row.explanation:
+                assert set(entry) == {"feature", "contribution", "text"}
+                assert entry["text"]
+        # Reason and delay explanations come from pred_contrib: never empty.
+        assert got["reason"].explanation and got["delay"].explanation
+
+    # Any document the world marks as a re-send of an earlier one in the batch is named.
+    events = _events(session, "case.scored", case_ids)
+    assert [int(e.object_id) for e in events] == case_ids  # one event per case
+    for event in events:
+        assert event.after is not None
+        named = {m["family"]: m for m in event.after["models"]}
+        assert set(named) == {"reason", "anomaly", "delay"}
+        for family, model in named.items():
+            trained = serving.trained[family]
+            assert (model["name"], model["version"], model["run_id"]) == (
+                trained.name,
+                trained.version,
+                trained.run_id,
+            )
+
+    # The case page's source: predictions of one case, by family.
+    shown = scoring.predictions(session, case_ids[0])
+    assert {p.family for p in shown} == {"reason", "anomaly", "delay"}
+
+
+def test_no_registered_model_still_opens_the_case(
+    session: Session,
+    blobs: BlobStore,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOLLGATE_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    get_settings.cache_clear()
+    try:
+        _load_world(session, store.world)
+        case_ids = _ingest(session, blobs, store.world, 3)
+        assert len(case_ids) == 3
+        assert _predictions(session, case_ids) == []
+        assert _events(session, "case.scored", case_ids) == []
+        assert all(session.get(Case, i) is not None for i in case_ids)
+        assert not (tmp_path / "none.db").exists()  # a fresh install is not made to create one
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_kill_switch_withholds_model_outputs(
+    session: Session, blobs: BlobStore, serving: Store
+) -> None:
+    _load_world(session, serving.world)
+    operator = Actor("carl", "controller")
+    promotions.set_kill_switch(session, operator, on=True, family="anomaly", reason="drift")
+    first = _ingest(session, blobs, serving.world, 2)
+    assert {p.family for p in _predictions(session, first)} == {"reason", "delay"}
+
+    promotions.set_kill_switch(session, operator, on=True, reason="incident")
+    later = [i for i in _ingest(session, blobs, serving.world, 4) if i not in first]
+    assert len(later) == 2
+    assert _predictions(session, later) == []  # every case goes to people without model outputs
+    assert _events(session, "case.scored", later) == []
+    assert all(session.get(Case, i) is not None for i in later)
+
+
+def _broken_delay_model() -> LoadedModel:
+    """A loopback fault: a registered-looking delay model whose computation fails."""
+
+    def fail(x: np.ndarray) -> dict[str, np.ndarray]:
+        raise RuntimeError("booster file is corrupt")
+
+    head = Head("hours", ("queue",), ("hours_p50",), {"queue": {}}, fail)
+    return LoadedModel(
+        "delay",
+        "tollgate-delay",
+        "9",
+        "run-x",
+        CHAMPION,
+        Bundle("delay", {"hours": head}, "hours", {}),
+    )
+
+
+def test_scoring_failure_never_loses_the_case(
+    session: Session, blobs: BlobStore, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOLLGATE_SCORE_ON_INGEST", "false")
+    get_settings.cache_clear()
+    try:
+        _load_world(session, store.world)
+        case_ids = _ingest(session, blobs, store.world, 2)
+    finally:
+        get_settings.cache_clear()
+    stored = scoring.score_cases(
+        session, case_ids, scorer=CaseScorer({"delay": _broken_delay_model()})
+    )
+    assert stored == {}
+    assert _predictions(session, case_ids) == []
+    failed = _events(session, "case.scoring_failed", case_ids)
+    assert [int(e.object_id) for e in failed] == case_ids
+    assert failed[0].after is not None and failed[0].after["error"] == "RuntimeError"
+    for case_id in case_ids:
+        case = session.get(Case, case_id)
+        assert case is not None and case.state == "triaged" and case.queue
+
+
+def test_alias_moves_while_scoring_every_prediction_names_its_version(
+    session: Session, blobs: BlobStore, serving: Store
+) -> None:
+    _load_world(session, serving.world)
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("TOLLGATE_SCORE_ON_INGEST", "false")
+    get_settings.cache_clear()
+    case_ids = _ingest(session, blobs, serving.world, 10)
+    monkey.undo()
+    get_settings.cache_clear()
+
+    first, second = serving.delay_versions
+    admin = ModelRegistry(serving.uri)  # an ML engineer moving the alias from elsewhere
+    admin.set_alias("delay", CHAMPION, first)
+    provider = get_provider()
+    provider.refresh()
+    progress = [threading.Event() for _ in range(3)]
+    moved = threading.Event()
+    errors: list[BaseException] = []
+
+    def mover() -> None:
+        try:
+            for event, version in zip(progress, (second, first, second), strict=True):
+                event.wait(timeout=120)
+                admin.set_alias("delay", CHAMPION, version)
+                provider.refresh()
+            moved.set()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+            moved.set()
+
+    thread = threading.Thread(target=mover)
+    thread.start()
+    try:
+        rounds = 36
+        for i in range(rounds):
+            if i in (6, 14, 22):
+                progress[(6, 14, 22).index(i)].set()  # the mover goes; scoring does not wait
+            if i == 30:
+                assert moved.wait(timeout=120)  # the last rounds run after the final move
+            scoring.score_cases(session, [case_ids[i % len(case_ids)]])
+    finally:
+        for event in progress:
+            event.set()
+        thread.join(timeout=120)
+        admin.set_alias("delay", CHAMPION, first)
+        ModelRegistry(serving.uri)._client().delete_registered_model_alias(
+            "tollgate-delay", CHAMPION
+        )
+        provider.refresh()
+    assert not errors, errors
+
+    rows = [p for p in _predictions(session, case_ids) if p.family == "delay"]
+    assert len(rows) == rounds
+    seen = {p.model_version for p in rows}
+    assert seen == {first, second}  # both versions scored, so the check below means something
+
+    registry = ModelRegistry(serving.uri)
+    versions = {v: registry.load_version("delay", v) for v in (first, second)}
+    settings = get_settings()
+    mismatches = 0
+    for row in rows:
+        batch, _ = scoring.build_batch(session, [row.case_id], settings.scoring_history_cap)
+        again = CaseScorer({"delay": versions[row.model_version]}).score(batch)[0][0]
+        assert again.version == row.model_version
+        assert again.output == row.output  # exactly what the named version computes
+        other = versions[second if row.model_version == first else first]
+        mismatches += CaseScorer({"delay": other}).score(batch)[0][0].output != row.output
+    assert mismatches == len(rows)  # the two versions never agree: the test can tell them apart
+
+
+def test_similar_cases_are_resolved_ones_with_how_they_ended(
+    session: Session, blobs: BlobStore, serving: Store
+) -> None:
+    _load_world(session, serving.world)
+    case_ids = _ingest(session, blobs, serving.world, 12)
+    assert scoring.similar_cases(session, case_ids[0]) == []  # nothing resolved yet
+    for case_id in case_ids[1:8]:
+        case = session.get(Case, case_id)
+        assert case is not None
+        case.state = "approved" if case_id % 2 else "rejected"
+    session.flush()
+    similar = scoring.similar_cases(session, case_ids[0], k=3)
+    assert len(similar) == 3
+    assert all(s.case_id in case_ids[1:8] for s in similar)
+    assert [s.similarity for s in similar] == sorted((s.similarity for s in similar), reverse=True)
+    assert all(s.state in ("approved", "rejected") for s in similar)
+    assert all(s.action is None and s.hours is None for s in similar)  # no decisions recorded
+
+
+# -- the score API ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(session: Session, store: Store, tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
+    """A client on the test transaction with the store configured; a `score` and a other key."""
+    _load_world(session, store.world)
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url="sqlite://",
+        mlflow_tracking_uri=store.uri,
+        embedding_cache_dir=store.embeddings,
+    )
+    app = create_app(settings, session_factory=lambda: session)  # type: ignore[arg-type]
+    scorer = apikeys.create_key(session, name="erp", scopes=["score"], actor=ADMIN)
+    reader = apikeys.create_key(session, name="portal", scopes=["cases:read"], actor=ADMIN)
+    with TestClient(app) as client:
+        yield client, scorer.token, reader.token
+
+
+def _canonical(world: Path, index: int) -> dict[str, object]:
+    path = sorted((world / "documents" / "ubl").glob("*.xml"))[index]
+    return parse_document(path.read_bytes()).document.model_dump(mode="json")
+
+
+def test_score_api_returns_findings_and_named_model_outputs_without_a_case(
+    api: tuple[TestClient, str, str], store: Store, session: Session
+) -> None:
+    client, token, _ = api
+    cases_before = session.scalar(select(func.count()).select_from(Case))
+    response = client.post(
+        "/api/v1/score",
+        json={"document": _canonical(store.world, 5)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["schema_version"] == "1"
+    assert isinstance(body["findings"], list) and body["queue"]
+    for key, family in (("reasons", "reason"), ("anomaly", "anomaly"), ("delay", "delay")):
+        trained = store.trained[family]
+        assert body[key]["model"] == {
+            "name": trained.name,
+            "version": trained.version,
+            "run_id": trained.run_id,
+        }
+        assert isinstance(body[key]["explanation"], list)
+    assert set(body["reasons"]["probabilities"]) >= {"PRICE_VARIANCE", "DUPLICATE"}
+    assert 0 <= body["delay"]["p50_hours"] <= body["delay"]["p90_hours"]
+    assert session.scalar(select(func.count()).select_from(Case)) == cases_before
+
+    # A batch: the second copy of a document names the first as its duplicate candidate.
+    doc = _canonical(store.world, 7)
+    batch = client.post(
+        "/api/v1/score:batch",
+        json={"documents": [doc, doc]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["results"]
+    assert first["anomaly"]["candidates"] == [] or all(
+        c["ref"] != "request:1" for c in first["anomaly"]["candidates"]
+    )
+    assert second["anomaly"]["candidates"][0]["ref"] == "request:0"
+    assert second["anomaly"]["duplicate_probability"] > 0.5
+
+
+def test_score_api_errors_are_typed_json(api: tuple[TestClient, str, str], store: Store) -> None:
+    client, token, reader = api
+    doc = _canonical(store.world, 1)
+    cases: list[tuple[str | None, dict[str, object], int]] = [
+        (None, {"document": doc}, 401),
+        (reader, {"document": doc}, 403),
+        (token, {"document": {"kind": "invoice", "lines": "many"}}, 422),
+        (token, {"documents": [doc] * 1001}, 422),
+    ]
+    for key, body, status in cases:
+        path = "/api/v1/score:batch" if "documents" in body else "/api/v1/score"
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == status, (path, response.text)
+        error = response.json()
+        assert error["code"] and error["message"]
