@@ -492,3 +492,54 @@ def findings_by_case(session: Session, case_ids: Sequence[int]) -> dict[int, lis
                 }
             )
     return out
+
+
+def rematch_case(
+    session: Session,
+    case: Case,
+    invoice: InvoiceRow,
+    *,
+    actor: Actor,
+    policies: CasePolicies | None = None,
+) -> tuple[list[str], list[str]]:
+    """Resolve and match one case again after its invoice was corrected; (before, after) reasons.
+
+    The supplier and PO are resolved afresh too: a corrected VAT id or PO reference may change
+    them.
+    """
+    policies = policies or CasePolicies()
+    doc = DOCUMENT_ADAPTER.validate_python(invoice.canonical)
+    before = sorted({f.code for f in repository.findings_for(session, [case.id])})
+    assessment = assess(
+        session, doc, policies, document_id=invoice.document_id, existing=(invoice.id, case.id)
+    )
+    after = sorted({f.code.value for f in assessment.result.findings})
+    invoice.supplier_id = assessment.supplier.id if assessment.supplier else None
+    invoice.purchase_order_id = assessment.purchase_order_id
+    case.supplier_id = invoice.supplier_id
+    repository.delete_rule_results(session, case.id)
+    _store_results(session, case.id, invoice.purchase_order_id, assessment.result)
+    route = route_case(
+        [ReasonCode(c) for c in after],
+        invoice.gross_total,
+        invoice.due_date,
+        utcnow(),
+        policies.routing,
+    )
+    old = {"state": case.state, "queue": case.queue, "reasons": before}
+    case.queue, case.priority = route.queue, route.priority
+    case.required_signatures, case.match_type = (
+        route.required_signatures,
+        assessment.result.match_type,
+    )
+    audit.record(
+        session,
+        actor,
+        "case.rematched",
+        "case",
+        case.id,
+        before=old,
+        after={"state": case.state, "queue": case.queue, "reasons": after},
+    )
+    session.flush()
+    return before, after

@@ -20,7 +20,10 @@ from app.db.tables import (
     ErpPosting,
     FindingRow,
     InvoiceRow,
+    Prediction,
     Supplier,
+    SupplierHintRow,
+    User,
 )
 
 CLAIMABLE = (
@@ -97,7 +100,7 @@ def locked_case(session: Session, case_id: int) -> Case | None:
     return session.get(Case, case_id, with_for_update=True)
 
 
-def add(session: Session, row: Decision | ErpPosting) -> None:
+def add(session: Session, row: Decision | ErpPosting | SupplierHintRow) -> None:
     """Stage a new row."""
     session.add(row)
     session.flush()
@@ -154,3 +157,50 @@ def case_facts_rows(
         session.scalars(select(FindingRow.code).where(FindingRow.case_id == case.id).distinct())
     )
     return invoice, document, supplier, codes
+
+
+def predictions_for(session: Session, case_id: int) -> Sequence[Prediction]:
+    """The model outputs on a case, oldest first (the last of each family is the current one)."""
+    return session.scalars(
+        select(Prediction).where(Prediction.case_id == case_id).order_by(Prediction.id)
+    ).all()
+
+
+def hint_for(session: Session, supplier_id: int) -> SupplierHintRow | None:
+    """The extraction hint learnt for a supplier."""
+    return session.scalars(
+        select(SupplierHintRow).where(SupplierHintRow.supplier_id == supplier_id)
+    ).one_or_none()
+
+
+def active_reviewers(session: Session, roles: Sequence[str]) -> Sequence[User]:
+    """Active users of the given roles, by name (whom a case can be handed to)."""
+    return session.scalars(
+        select(User).where(User.active.is_(True), User.role.in_(roles)).order_by(User.username)
+    ).all()
+
+
+def supersede_signatures(session: Session, case_id: int) -> int:
+    """Mark a case's live signatures as no longer counting (the case was edited after them)."""
+    rows = live_signatures(session, case_id)
+    for row in rows:
+        row.superseded = True
+    session.flush()
+    return len(rows)
+
+
+def clean_claimable(session: Session, case_ids: Sequence[int]) -> list[int]:
+    """Of these cases, the open ones with no findings that need one signature."""
+    with_findings = select(FindingRow.case_id).where(FindingRow.case_id.in_(case_ids))
+    return list(
+        session.scalars(
+            select(Case.id)
+            .where(
+                Case.id.in_(case_ids),
+                Case.state.in_(CLAIMABLE),
+                Case.required_signatures == 1,
+                Case.id.not_in(with_findings),
+            )
+            .order_by(Case.id)
+        )
+    )

@@ -35,7 +35,7 @@ from app.db.tables import (
     PostingState,
     User,
 )
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import AppError, Conflict, InvalidInput, NotFound
 from app.reviews import repository
 from app.users import repository as users_repository
 from app.users.service import actor_of, signer_of
@@ -81,12 +81,33 @@ class DecisionOutcome:
     posting_id: int | None = None
 
 
-def _require_reviewer(user: User) -> None:
+def _refused(
+    session: Session, user: User, action: str, case_id: int | None, error: AppError
+) -> AppError:
+    """Audit a refusal in the caller's transaction (the routers answer in place and commit)."""
+    audit.record(
+        session,
+        actor_of(user),
+        f"{action}.denied",
+        "case",
+        case_id if case_id is not None else "-",
+        after={"role": user.role, "code": error.code, "message": error.message},
+    )
+    return error
+
+
+def _require_reviewer(session: Session, user: User, action: str, case_id: int | None) -> None:
     if user.role not in REVIEW_ROLES or not user.active:
-        raise Conflict(
-            f"{user.role}s do not work cases; ask a clerk or an approver",
-            status_code=403,
-            code="ROLE_CANNOT_REVIEW",
+        raise _refused(
+            session,
+            user,
+            action,
+            case_id,
+            Conflict(
+                f"{user.role}s do not work cases; ask a clerk or an approver",
+                status_code=403,
+                code="ROLE_CANNOT_REVIEW",
+            ),
         )
 
 
@@ -120,10 +141,13 @@ def claim(
     lease: timedelta = LEASE,
 ) -> Claim:
     """Claim one case (or renew one's own claim); 409 when someone else holds it."""
-    _require_reviewer(user)
+    _require_reviewer(session, user, "case.claim", case_id)
     if repository.locked_case(session, case_id) is None:
         raise NotFound(f"case {case_id} does not exist")
-    return _claim(session, case_id, user, now or utcnow(), lease)
+    try:
+        return _claim(session, case_id, user, now or utcnow(), lease)
+    except Conflict as exc:
+        raise _refused(session, user, "case.claim", case_id, exc) from None
 
 
 def claim_next(
@@ -140,7 +164,7 @@ def claim_next(
     different case without waiting; on SQLite the guarded update decides, trying a few
     candidates in turn.
     """
-    _require_reviewer(user)
+    _require_reviewer(session, user, "case.claim_next", None)
     now = now or utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
     for case_id in repository.next_claimable(session, now, queue, 1 if postgres else 8, postgres):
@@ -153,7 +177,7 @@ def claim_next(
 
 def release(session: Session, case_id: int, user: User, token: str) -> None:
     """Give a claimed case back to the queue."""
-    case = _held(session, case_id, user, token, utcnow())
+    case = _held(session, case_id, user, token, utcnow(), "case.release")
     _clear_claim(case)
     audit.record(session, actor_of(user), "case.released", "case", case_id)
 
@@ -164,7 +188,9 @@ def _clear_claim(case: Case) -> None:
     case.claim_expires_at = None
 
 
-def _held(session: Session, case_id: int, user: User, token: str, now: datetime) -> Case:
+def _held(
+    session: Session, case_id: int, user: User, token: str, now: datetime, action: str
+) -> Case:
     case = repository.locked_case(session, case_id)
     if case is None:
         raise NotFound(f"case {case_id} does not exist")
@@ -176,12 +202,52 @@ def _held(session: Session, case_id: int, user: User, token: str, now: datetime)
         or expires is None
         or expires <= now
     ):
-        raise Conflict(
+        lost = Conflict(
             "your claim on this case has expired or was taken over; claim it again",
             code="CLAIM_LOST",
             details={"case_id": case_id},
         )
+        raise _refused(session, user, action, case_id, lost)
     return case
+
+
+def held_case(
+    session: Session,
+    case_id: int,
+    user: User,
+    *,
+    token: str,
+    version: int,
+    now: datetime,
+    action: str = "case.decide",
+) -> Case:
+    """The case this reviewer holds a live claim on, at the version their form was made on."""
+    _require_reviewer(session, user, action, case_id)
+    case = _held(session, case_id, user, token, now, action)
+    if case.version != version:
+        raise Conflict(
+            f"the case changed since you opened it (version {version}, now {case.version}); "
+            "reload it and decide again",
+            code="STALE_VERSION",
+            details={"case_id": case_id, "version": case.version},
+        )
+    return case
+
+
+def claim_for_bulk(session: Session, case_id: int, user: User, now: datetime) -> Claim:
+    """Claim a case as one step of a bulk sign-off (409 when someone else holds it)."""
+    _require_reviewer(session, user, "case.bulk_sign", case_id)
+    return _claim(session, case_id, user, now, LEASE)
+
+
+def sign_held(session: Session, case: Case, user: User, now: datetime) -> DecisionOutcome:
+    """Sign a case the user has just claimed (governance rules; refusals audited)."""
+    return _sign(session, case, user, None, None, now, DEFAULT_SIGNOFF)
+
+
+def clear_claim(case: Case) -> None:
+    """Drop the claim on a case (after a refused bulk signature, for instance)."""
+    _clear_claim(case)
 
 
 def case_facts(session: Session, case: Case) -> CaseFacts:
@@ -228,15 +294,7 @@ def decide(
 ) -> DecisionOutcome:
     """Apply one decision to a claimed case; see the module docstring for the rules."""
     now = now or utcnow()
-    _require_reviewer(user)
-    case = _held(session, case_id, user, token, now)
-    if case.version != version:
-        raise Conflict(
-            f"the case changed since you opened it (version {version}, now {case.version}); "
-            "reload it and decide again",
-            code="STALE_VERSION",
-            details={"case_id": case_id, "version": case.version},
-        )
+    case = held_case(session, case_id, user, token=token, version=version, now=now)
     if action in NEEDS_REASON and not (reason and reason.strip()):
         raise InvalidInput(f"a {action.value} needs a reason", code="REASON_REQUIRED")
     if action is DecisionAction.SIGN:
