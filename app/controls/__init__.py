@@ -1,0 +1,1 @@
+"""Controls for controllers: the decision log, model-vs-human agreement, the audit sample, KPIs."""
