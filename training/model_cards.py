@@ -33,6 +33,8 @@ class ModelCard:
     bars: Sequence[str] = ()
     limits: Sequence[str] = ()
     heads: Sequence[str] = ()
+    trained_by: str = ""
+    snapshot: str = ""  # sha256 of the review snapshot mixed into the training data, if any
 
 
 def _fmt(value: object) -> str:
@@ -60,6 +62,7 @@ def render_card(card: ModelCard) -> str:
         f"- MLflow run id: `{card.run_id}`",
         f"- trained: {card.trained_on}, code at git `{card.git_sha or 'unknown'}`",
         f"- heads (scoring functions in the bundle): {', '.join(card.heads) or 'none'}",
+        *([f"- trained by: `{card.trained_by}`"] if card.trained_by else []),
         "",
         "## Purpose",
         "",
@@ -68,6 +71,11 @@ def render_card(card: ModelCard) -> str:
         "## Data",
         "",
         *[f"- {line}" for line in card.data],
+        *(
+            [f"- review snapshot (sha256, `tollgate train --from-reviews`): `{card.snapshot}`"]
+            if card.snapshot
+            else []
+        ),
         f"- data hash (sha256): `{card.data_hash}`",
         "",
         "## Training parameters",
@@ -94,8 +102,10 @@ def render_card(card: ModelCard) -> str:
         "## Promotion",
         "",
         "Training registers each version as `challenger`. Moving `champion` to it needs a "
-        "controller's recorded approval (DESIGN.md section 7); `tollgate eval models` gives the "
-        "evaluation to link.",
+        "controller's recorded approval (DESIGN.md section 7): `tollgate models promote` asks, "
+        "with challenger and champion scored on the same held-out world (`--world`); a "
+        "controller who neither asked nor trained it approves at `/review/promotions` or with "
+        "`tollgate models approve`. `tollgate models rollback` restores the previous champion.",
         "",
     ]
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Model promotion: requests with evidence, a controller's approval, rollback, kill switch."""
