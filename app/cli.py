@@ -28,7 +28,9 @@ from app.errors import AppError
 from app.logs import configure_logging
 from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
+from app.promotions import cli as promotions_cli
 from app.settings import get_settings
+from app.webhooks.cli import webhooks_cli
 from pipelines.parsers import ParsedDocument, ParseLimits
 from pipelines.parsers.csv_invoices import read_header, split_csv
 from pipelines.parsers.errors import ParseError
@@ -47,6 +49,7 @@ cli.add_typer(eval_cli, name="eval")
 keys_cli = typer.Typer(help="API keys for other systems (scoped, revocable).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(erp_cli, name="erp")
+cli.add_typer(webhooks_cli, name="webhooks")
 cli.command()(worker)
 users_cli = typer.Typer(
     help="People who work in Tollgate, their roles and limits.", no_args_is_help=True
@@ -59,6 +62,7 @@ train_cli = typer.Typer(
 cli.add_typer(train_cli, name="train")
 models_cli = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
+promotions_cli.register(models_cli, train_cli)  # promote/approve/…, train reason, --from-reviews
 err = Console(stderr=True)
 out = Console()
 
@@ -451,7 +455,7 @@ def eval_match(
 def eval_parse(
     set_name: Annotated[
         str,
-        typer.Option("--set", help="xrechnung, en16931, facturx, mustang, invoice2data or world"),
+        typer.Option("--set", help="xrechnung, en16931, facturx, mustang, invoice2data, world, …"),
     ],
     world: Annotated[
         Path | None, typer.Option("--world", help="a folder made by `tollgate generate`")
@@ -683,6 +687,13 @@ CardsOption = Annotated[
     typer.Option("--cards-dir", help="where model cards go (default: governance/model_cards)"),
 ]
 
+FromReviewsOption = Annotated[
+    bool, typer.Option("--from-reviews", help="learn from decided cases (hashed snapshot)")
+]
+TrainedByOption = Annotated[
+    str | None, typer.Option("--trained-by", help="who trains (default: the OS user)")
+]
+
 
 def _tracking_uri() -> str:
     from models.registry import default_tracking_uri
@@ -702,6 +713,7 @@ def _train(
     test_world: Path | None,
     xes: Path | None,
     cards_dir: Path | None,
+    trained_by: str | None = None,
 ) -> None:
     """Train the families in turn with a progress bar per step; print what was registered."""
     from training.train import train_family
@@ -738,6 +750,7 @@ def _train(
                     tracking_uri=uri,
                     progress=report,
                     cards_dir=cards_dir,
+                    trained_by=trained_by,
                 )
             except ValueError as exc:
                 err.print(f"[red]error[/red] {family}: {exc}")
@@ -758,12 +771,17 @@ def train_anomaly_cmd(
     world: WorldOption = None,
     test_world: TestWorldOption = None,
     cards_dir: CardsOption = None,
+    from_reviews: FromReviewsOption = False,
+    trained_by: TrainedByOption = None,
 ) -> None:
     """Duplicate detector + price anomaly score (needs --world)."""
+    if from_reviews and world is not None:
+        promotions_cli.train_from_reviews(["anomaly"], world, test_world, cards_dir, trained_by)
+        return
     if world is None:
         err.print("[red]error[/red] train anomaly needs --world")
         raise typer.Exit(code=2)
-    _train(["anomaly"], world, test_world, None, cards_dir)
+    _train(["anomaly"], world, test_world, None, cards_dir, trained_by)
 
 
 @train_cli.command("delay")
@@ -772,12 +790,17 @@ def train_delay_cmd(
     test_world: TestWorldOption = None,
     xes: XesOption = None,
     cards_dir: CardsOption = None,
+    from_reviews: FromReviewsOption = False,
+    trained_by: TrainedByOption = None,
 ) -> None:
     """Delay predictor: hours p50/p90 and P(SLA breach) from --world, BPIC head from --xes."""
+    if from_reviews:
+        promotions_cli.train_from_reviews(["delay"], world, test_world, cards_dir, trained_by)
+        return
     if world is None and xes is None:
         err.print("[red]error[/red] train delay needs --world and/or --xes")
         raise typer.Exit(code=2)
-    _train(["delay"], world, test_world, xes, cards_dir)
+    _train(["delay"], world, test_world, xes, cards_dir, trained_by)
 
 
 @train_cli.command("all")

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import api_docs
 from app.blobs import BlobStore
 from app.cases.router import router as cases_router
 from app.db.session import make_engine, make_session_factory
@@ -21,7 +22,9 @@ from app.documents.router import router as documents_router
 from app.erp.service import RetryPolicy, make_adapter
 from app.erp.worker import InProcessWorker
 from app.errors import AppError
+from app.limits import BodyLimitMiddleware, BodyLimitStats, Limiters, RateLimited
 from app.logs import configure_logging
+from app.scoring.router import router as scoring_router
 from app.settings import Settings, get_settings
 from review_ui.router import install as install_review_ui
 from review_ui.router import router as review_router
@@ -96,6 +99,11 @@ def create_app(
     app.state.session_factory = factory
     app.state.blobs = BlobStore(settings.blobs)
     app.state.parser = parser
+    app.state.limiters = Limiters.from_settings(settings)
+    app.state.body_limit = BodyLimitStats()
+    # Added before the request-context middleware so that it runs inside it: a 413 carries the
+    # request id and the security headers too.
+    app.add_middleware(BodyLimitMiddleware, settings=settings, stats=app.state.body_limit)
 
     @app.middleware("http")
     async def request_context(
@@ -112,8 +120,18 @@ def create_app(
         return response
 
     @app.exception_handler(AppError)
-    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+    async def app_error(request: Request, exc: AppError) -> Response:
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.details["retry_after"])
+            if request.url.path.startswith("/review"):
+                return HTMLResponse(
+                    "<p class='error' role='alert'>Too many requests: wait "
+                    f"{exc.details['retry_after']} s and try again.</p>",
+                    status_code=429,
+                    headers=headers,
+                )
+        return JSONResponse(status_code=exc.status_code, content=exc.to_dict(), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -149,6 +167,8 @@ def create_app(
     app.include_router(documents_router)
     app.include_router(cases_router)
     app.include_router(review_router)
+    app.include_router(scoring_router)
     install_review_ui(app)
     app.mount("/static", static_files(), name="static")
+    api_docs.install(app)
     return app

@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     page_size_max: int = 200
+    # Request limits (README "Limits"): body sizes per route, rates, login throttling.
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024, description="other API bodies")
+    max_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="score:batch")
+    max_form_bytes: int = Field(default=256 * 1024, ge=1024, description="review UI forms")
+    rate_limit_key_per_second: float = Field(default=200.0, ge=0, description="0: no limit")
+    rate_limit_key_burst: int = Field(default=400, ge=1)
+    rate_limit_user_per_second: float = Field(default=5.0, ge=0, description="0: no limit")
+    rate_limit_user_burst: int = Field(default=60, ge=1)
+    login_max_failures: int = Field(default=5, ge=0, description="per user name; 0: no limit")
+    login_max_failures_per_ip: int = Field(default=20, ge=0, description="per client address")
+    login_window_seconds: float = Field(default=900.0, gt=0)
+    # Webhooks (README "Webhooks"): how the delivery worker retries.
+    webhook_max_attempts: int = Field(default=8, ge=1, description="tries before `failed`")
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0, description="a send's lease")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="per request")
     # ERP posting (DESIGN §2 step 9): the adapter, and how the outbox worker retries.
     erp_adapter: Literal["ubl-export", "tryton"] = "ubl-export"
     erp_export_dir: Path | None = Field(default=None, description="UBL export folder")
@@ -51,6 +68,17 @@ class Settings(BaseSettings):
     tryton_database: str = "tollgate"
     tryton_user: str = "admin"
     tryton_password: str = ""
+    # Model serving (DESIGN §2 step 5): each family is loaded by alias once per process.
+    mlflow_tracking_uri: str = Field(
+        default="", description="MLflow store; empty: MLFLOW_TRACKING_URI, else <data_dir>/mlflow"
+    )
+    score_on_ingest: bool = Field(default=True, description="score every new case at intake")
+    embedding_cache_dir: Path | None = Field(
+        default=None, description="MiniLM vectors by text hash; default <data_dir>/embeddings"
+    )
+    scoring_history_cap: int = Field(
+        default=200, ge=0, description="earlier documents of the supplier read for history"
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
@@ -60,6 +88,8 @@ class Settings(BaseSettings):
             self.blob_dir = self.data_dir / "blobs"
         if self.erp_export_dir is None:
             self.erp_export_dir = self.data_dir / "erp-export"
+        if self.embedding_cache_dir is None:
+            self.embedding_cache_dir = self.data_dir / "embeddings"
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("TOLLGATE_SECRET_KEY must be set to a real secret in production")
         return self

@@ -17,12 +17,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.blobs import BlobStore
 from app.cases import service
 from app.cases.repository import CaseFilter
-from app.db.tables import DecisionAction
-from app.deps import SessionDep
+from app.db.tables import DecisionAction, FeedbackKind
+from app.deps import BlobsDep, SessionDep
 from app.errors import AppError, NotFound
+from app.limits import login_guard, with_retry_after
 from app.reviews import service as reviews
+from app.reviews import work
 from app.users import service as users
 from app.users.service import LoggedIn
 from pipelines.reasons import REASONS, ReasonCode
@@ -42,6 +45,11 @@ FORM_ACTIONS = {
     "reject": DecisionAction.REJECT,
     "hold": DecisionAction.HOLD,
     "release": DecisionAction.RELEASE,
+}
+FEEDBACK_LABELS = {
+    FeedbackKind.MODEL_WRONG: "the model is wrong",
+    FeedbackKind.POLICY_EXCEPTION: "policy exception",
+    FeedbackKind.BUSINESS_OVERRIDE: "business decision",
 }
 CASE_STATES = [
     "new",
@@ -69,6 +77,12 @@ def install(app: FastAPI) -> None:
         return auth.login_required_response(exc)
 
     app.add_exception_handler(LoginRequired, _login_required)
+    from review_ui.controller import router as controller_router  # it imports this module
+
+    app.include_router(controller_router)
+    from review_ui.promotions import router as promotions_router  # it imports this module
+
+    app.include_router(promotions_router)
 
 
 def _page(
@@ -134,10 +148,11 @@ def login_submit(
     if not auth.login_csrf_ok(request, login_csrf):
         return _login_page(request, target, "The login form expired; please try again.", 403)
     try:
-        found = users.log_in(session, username, password, lifetime=auth.SESSION_LIFETIME)
+        lifetime, guard = auth.SESSION_LIFETIME, login_guard(request)
+        found = users.log_in(session, username, password, lifetime=lifetime, guard=guard)
     except AppError as exc:
         # The failed attempt was audited by the service; returning (not raising) commits it.
-        return _login_page(request, target, exc.message, 401)
+        return with_retry_after(_login_page(request, target, exc.message, 401), exc)
     response = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(request, response, found.token)
     response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path=auth.LOGIN_PATH)
@@ -234,11 +249,28 @@ def _render_case(
     error: str | None = None,
     status_code: int = 200,
     fragment: bool = False,
+    blobs: BlobStore | None = None,
+    error_for: str = "work",
+    form: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     case = service.get_case(session, case_id)
-    work = views.case_work(session, case_id, login.user)
-    context = {"case": case, "work": work, "error": error, "badge": views.sla_badge}
-    name = "_work.html" if fragment else "case.html"
+    state = views.case_work(session, case_id, login.user)
+    context: dict[str, Any] = {
+        "case": case,
+        "work": state,
+        "error": error if error_for == "work" else None,
+        "form_error": error if error_for != "work" else None,
+        "error_for": error_for,
+        "form": form or {},
+        "badge": views.sla_badge,
+        "cells": views.CELL_OF,
+        "FEEDBACK": [(k.value, FEEDBACK_LABELS[k]) for k in FeedbackKind],
+    }
+    store = blobs if blobs is not None else request.app.state.blobs
+    context["view"] = views.case_page(session, store, case, login.user)
+    name = "case.html"
+    if fragment:
+        name = "_work.html" if error_for == "work" else "_case_body.html"
     return _page(request, name, context, login, status_code=status_code)
 
 
@@ -246,8 +278,9 @@ def _render_case(
 def case_detail(
     request: Request, session: SessionDep, login: LoginDep, case_id: int
 ) -> HTMLResponse:
-    """One case: header, claim and decisions, findings, match table and history."""
-    return _render_case(request, session, login, case_id, fragment=auth.wants_fragment(request))
+    """One case: document, fields, findings, match table, model outputs, decisions, history."""
+    fragment = auth.wants_fragment(request)
+    return _render_case(request, session, login, case_id, fragment=fragment, error_for="page")
 
 
 @router.post("/cases/{case_id}/claim")
@@ -337,3 +370,183 @@ def decide(
     if action == "release":
         return _go(request, f"/review/cases/{case_id}")  # back in review, still claimed
     return _go(request, f"/review?done={case_id}")
+
+
+# -- the case page's document and the clerk's other decisions ----------------------------------
+
+
+@router.get("/cases/{case_id}/pages/{page}.png")
+def case_page_image(
+    session: SessionDep, blobs: BlobsDep, login: LoginDep, case_id: int, page: int
+) -> Response:
+    """One page of the case's PDF as an image (logged-in users only)."""
+    png = views.page_png(session, blobs, case_id, page)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _refused_in_place(
+    request: Request,
+    session: SessionDep,
+    login: LoggedIn,
+    case_id: int,
+    exc: AppError,
+    error_for: str,
+    form: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    return _render_case(
+        request,
+        session,
+        login,
+        case_id,
+        error=exc.message,
+        status_code=exc.status_code,
+        fragment=auth.is_htmx(request),
+        error_for=error_for,
+        form=form,
+    )
+
+
+@router.post("/cases/{case_id}/correct")
+def correct_field(
+    request: Request,
+    session: SessionDep,
+    blobs: BlobsDep,
+    login: LoginDep,
+    case_id: int,
+    field: Annotated[str, Form(max_length=40)] = "",
+    value: Annotated[str, Form(max_length=500)] = "",
+    token: Annotated[str, Form(max_length=100)] = "",
+    version: Annotated[int, Form(ge=0)] = 0,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Correct one extracted field; the case is matched again and the corrector cannot sign."""
+    if not auth.csrf_ok(request, login, csrf_token):
+        return auth.refuse_csrf(session, request, login)
+    try:
+        work.correct_field(
+            session,
+            case_id,
+            login.user,
+            token=token,
+            version=version,
+            field=field,
+            value=value,
+            blobs=blobs,
+        )
+    except NotFound:
+        raise
+    except AppError as exc:
+        return _refused_in_place(
+            request, session, login, case_id, exc, f"field-{field}", {"value": value}
+        )
+    return _go(request, f"/review/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/reasons")
+def confirm_reasons(
+    request: Request,
+    session: SessionDep,
+    login: LoginDep,
+    case_id: int,
+    codes: Annotated[list[str] | None, Form(max_length=32)] = None,
+    feedback: Annotated[str | None, Form(max_length=30)] = None,
+    note: Annotated[str | None, Form(max_length=2000)] = None,
+    token: Annotated[str, Form(max_length=100)] = "",
+    version: Annotated[int, Form(ge=0)] = 0,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Confirm the reason labels of a case (overriding the model asks why)."""
+    if not auth.csrf_ok(request, login, csrf_token):
+        return auth.refuse_csrf(session, request, login)
+    try:
+        work.confirm_reasons(
+            session,
+            case_id,
+            login.user,
+            token=token,
+            version=version,
+            codes=codes or [],
+            feedback=feedback or None,
+            note=note,
+        )
+    except NotFound:
+        raise
+    except AppError as exc:
+        return _refused_in_place(
+            request, session, login, case_id, exc, "reasons", {"codes": codes or []}
+        )
+    return _go(request, f"/review/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/reassign")
+def reassign(
+    request: Request,
+    session: SessionDep,
+    login: LoginDep,
+    case_id: int,
+    to: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    token: Annotated[str, Form(max_length=100)] = "",
+    version: Annotated[int, Form(ge=0)] = 0,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Hand the claimed case to another clerk or approver."""
+    if not auth.csrf_ok(request, login, csrf_token):
+        return auth.refuse_csrf(session, request, login)
+    try:
+        work.reassign(
+            session,
+            case_id,
+            login.user,
+            token=token,
+            version=version,
+            to_username=to,
+            reason=reason,
+        )
+    except NotFound:
+        raise
+    except AppError as exc:
+        return _refused_in_place(request, session, login, case_id, exc, "work")
+    return _go(request, f"/review?done={case_id}")
+
+
+@router.post("/cases/{case_id}/retry-posting")
+def retry_posting(
+    request: Request,
+    session: SessionDep,
+    login: LoginDep,
+    case_id: int,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Send a dead-lettered ERP posting again."""
+    if not auth.csrf_ok(request, login, csrf_token):
+        return auth.refuse_csrf(session, request, login)
+    try:
+        work.retry_posting(session, case_id, login.user)
+    except NotFound:
+        raise
+    except AppError as exc:
+        return _refused_in_place(request, session, login, case_id, exc, "work")
+    return _go(request, f"/review/cases/{case_id}")
+
+
+@router.post("/bulk-sign", response_class=HTMLResponse)
+def bulk_sign(
+    request: Request,
+    session: SessionDep,
+    login: LoginDep,
+    case_ids: Annotated[list[int] | None, Form()] = None,
+    csrf_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Sign the ticked clean cases, each checked by governance; refusals are listed."""
+    if not auth.csrf_ok(request, login, csrf_token):
+        return auth.refuse_csrf(session, request, login)
+    try:
+        lines = work.bulk_sign(session, login.user, case_ids or [])
+    except AppError as exc:
+        return _page(
+            request, "_message.html", {"error": exc.message}, login, status_code=exc.status_code
+        )
+    page = _page(request, "_bulk_result.html", {"lines": lines}, login)
+    page.headers["HX-Trigger"] = "casesChanged"
+    return page

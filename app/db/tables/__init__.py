@@ -4,6 +4,7 @@ from app.db.tables.apikeys import ApiKey
 from app.db.tables.audit import AuditChainHead, AuditEvent
 from app.db.tables.cases import Case, CaseState, FindingRow, MatchLine
 from app.db.tables.documents import Document, InvoiceRow, ParseStatus
+from app.db.tables.hints import SupplierHintRow
 from app.db.tables.masterdata import (
     GoodsReceiptRow,
     PurchaseOrderLineRow,
@@ -13,6 +14,7 @@ from app.db.tables.masterdata import (
     SupplierBankAccount,
 )
 from app.db.tables.predictions import Prediction
+from app.db.tables.promotions import ModelSwitch, PromotionKind, PromotionRequest, PromotionState
 from app.db.tables.reviews import (
     Decision,
     DecisionAction,
@@ -22,6 +24,7 @@ from app.db.tables.reviews import (
     User,
     UserSession,
 )
+from app.db.tables.webhooks import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiKey",
@@ -31,6 +34,7 @@ __all__ = [
     "CaseState",
     "Decision",
     "DecisionAction",
+    "DeliveryStatus",
     "Document",
     "ErpPosting",
     "FeedbackKind",
@@ -38,14 +42,21 @@ __all__ = [
     "GoodsReceiptRow",
     "InvoiceRow",
     "MatchLine",
+    "ModelSwitch",
     "ParseStatus",
     "PostingState",
     "Prediction",
+    "PromotionKind",
+    "PromotionRequest",
+    "PromotionState",
     "PurchaseOrderLineRow",
     "PurchaseOrderRow",
     "ReceiptLineRow",
     "Supplier",
     "SupplierBankAccount",
+    "SupplierHintRow",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
