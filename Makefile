@@ -33,16 +33,16 @@ pytest: $(STAMP)  ## the test suite only
 
 test: lint pytest  ## install, lint and run the whole suite
 
-demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load and ingest it
+demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), train, load, ingest (scored)
 	$(BIN)/tollgate generate --invoices $(DEMO_INVOICES) --seed 7 --out $(DEMO_DIR) --report
+	# Models first, registered in the local MLflow store as challengers, so that ingest scores
+	# every case; the reason family learns from the rules' findings, which eval match writes.
+	$(BIN)/tollgate eval match --world $(DEMO_DIR) --findings-out $(DEMO_DIR)/findings.jsonl
+	$(BIN)/tollgate train all --world $(DEMO_DIR) --cards-dir $(DEMO_DIR)/model_cards --trained-by mia
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/master
 	$(BIN)/tollgate ingest $(DEMO_DIR)/documents/ubl || test $$? -eq 2
 	$(BIN)/tollgate load-master-data $(DEMO_DIR)/late_receipts
-	# Models, registered in the local MLflow store as challengers; the reason family learns from
-	# the rules' findings on the world, which eval match writes (and scores on the way).
-	$(BIN)/tollgate eval match --world $(DEMO_DIR) --findings-out $(DEMO_DIR)/findings.jsonl
-	$(BIN)/tollgate train all --world $(DEMO_DIR) --cards-dir $(DEMO_DIR)/model_cards
-	# Demo people (password "tollgate-demo"): a clerk, two approvers, a controller.
+	# Demo people (password "tollgate-demo"): a clerk, two approvers, a controller, an ML engineer.
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add clara --role clerk \
 	  --name "Clara Clerk" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add anna --role approver \
@@ -51,6 +51,10 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), load a
 	  --name "Ben Approver" --limit 50000 --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add carl --role controller \
 	  --name "Carl Controller" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add mia --role ml_engineer \
+	  --name "Mia ML" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	# A promotion request waiting for a controller (carl) at /review/promotions.
+	$(BIN)/tollgate models promote reason --version 1 --by mia || true
 
 demo: demo-world  ## install, build a demo world and serve on http://127.0.0.1:8000
 	TOLLGATE_WORKER_IN_PROCESS=true $(BIN)/tollgate serve --host 127.0.0.1 --port 8000

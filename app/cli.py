@@ -809,6 +809,7 @@ def train_all_cmd(
     test_world: TestWorldOption = None,
     xes: XesOption = None,
     cards_dir: CardsOption = None,
+    trained_by: TrainedByOption = None,
 ) -> None:
     """Every available family in turn (needs --world)."""
     from training.train import load_family_trainers
@@ -816,7 +817,7 @@ def train_all_cmd(
     if world is None:
         err.print("[red]error[/red] train all needs --world")
         raise typer.Exit(code=2)
-    _train(sorted(load_family_trainers()), world, test_world, xes, cards_dir)
+    _train(sorted(load_family_trainers()), world, test_world, xes, cards_dir, trained_by)
 
 
 @models_cli.command("list")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.tables import Document, InvoiceRow
+from app.db.tables import Document, InvoiceRow, SupplierHintRow
 
 
 def by_sha256(session: Session, sha256: str) -> Document | None:
@@ -80,3 +80,10 @@ def supplier_credits_for(
 def add(session: Session, row: object) -> None:
     """Stage a new row."""
     session.add(row)
+
+
+def hint_for(session: Session, supplier_id: int) -> SupplierHintRow | None:
+    """The extraction hint learnt for a supplier."""
+    return session.scalars(
+        select(SupplierHintRow).where(SupplierHintRow.supplier_id == supplier_id)
+    ).one_or_none()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,9 @@ from app.documents.parsing import InProcessParser, Parser
 from app.errors import NotFound
 from app.settings import get_settings
 from pipelines.canonical import SupplierDocument
+from pipelines.extract import SupplierHint
 from pipelines.normalise import normalise_invoice_number
-from pipelines.parsers import ParseLimits
+from pipelines.parsers import DetectedFormat, ParsedDocument, ParseLimits
 from pipelines.parsers.errors import ParseError
 
 log = structlog.get_logger(__name__)
@@ -34,6 +36,23 @@ class IngestOutcome:
     case: Case | None
     created: bool
     reasons: list[str] = field(default_factory=list)
+
+
+def _reread_with_supplier_hint(
+    session: Session, parser: Parser, data: bytes, parsed: ParsedDocument
+) -> ParsedDocument:
+    """Read a PDF again with what clerks' corrections taught about its supplier's layout."""
+    if parsed.format is not DetectedFormat.PDF:
+        return parsed  # e-invoices are read exactly; only text extraction learns
+    supplier = cases.resolve_supplier_row(session, parsed.document)
+    row = repository.hint_for(session, supplier.id) if supplier is not None else None
+    if row is None or not row.labels:
+        return parsed
+    try:
+        return parser(data, hint=SupplierHint.from_json(json.dumps(row.labels)))
+    except (ParseError, ValueError) as exc:  # a stale hint must not cost the document
+        log.warning("intake.hint_failed", supplier_id=row.supplier_id, error=str(exc)[:200])
+        return parsed
 
 
 def ingest_bytes(
@@ -93,6 +112,7 @@ def ingest_bytes(
         log.info("intake.parse_failed", document_id=document.id, code=exc.code.value)
         return IngestOutcome(document, None, created=True)
 
+    parsed = _reread_with_supplier_hint(session, parser, data, parsed)
     document.detected_format = parsed.format.value
     session.flush()
     policies = policies or CasePolicies()

@@ -166,13 +166,6 @@ def predictions_for(session: Session, case_id: int) -> Sequence[Prediction]:
     ).all()
 
 
-def hint_for(session: Session, supplier_id: int) -> SupplierHintRow | None:
-    """The extraction hint learnt for a supplier."""
-    return session.scalars(
-        select(SupplierHintRow).where(SupplierHintRow.supplier_id == supplier_id)
-    ).one_or_none()
-
-
 def active_reviewers(session: Session, roles: Sequence[str]) -> Sequence[User]:
     """Active users of the given roles, by name (whom a case can be handed to)."""
     return session.scalars(

@@ -8,7 +8,6 @@ the audit row commits with the request. Nothing is written before a refusal is c
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from app.users import repository as users_repository
 from app.users.service import actor_of
 from governance.signoff import required_signatures
 from pipelines.canonical import AnySupplierDocument, Claim, CreditNote, Invoice
+from pipelines.extract import SupplierHint, extract_pdf
 from pipelines.normalise import normalise_invoice_number
 from pipelines.reasons import ReasonCode
 
@@ -125,37 +125,26 @@ def _apply_header(invoice: InvoiceRow, doc: Invoice | CreditNote | Claim) -> Non
     invoice.canonical = doc.model_dump(mode="json")
 
 
-def _hint_api() -> Any | None:
-    """The extractor's SupplierHint, if it can be stored as JSON (it gained that later)."""
-    module = importlib.import_module("pipelines.extract.fields")
-    hint = getattr(module, "SupplierHint", None)
-    if hint is None or not hasattr(hint, "from_json") or not hasattr(hint, "to_json"):
-        return None
-    return hint
-
-
 def _learn_hint(
     session: Session, blobs: BlobStore | None, invoice: InvoiceRow, field: str, value: str
 ) -> bool:
     """Teach the PDF extractor which printed label announces this supplier's field."""
-    hint_cls = _hint_api()
-    if hint_cls is None or blobs is None or invoice.supplier_id is None:
+    if blobs is None or invoice.supplier_id is None:
         return False
     document = documents_repository.get(session, invoice.document_id)
     if document is None or document.detected_format not in PDF_FORMATS:
         return False
-    from pipelines.extract import extract_pdf  # the PDF reader is heavy; only corrections need it
 
     try:
         extraction = extract_pdf(blobs.read(document.storage_path))
     except Exception:  # a damaged PDF teaches nothing, and the correction itself still stands
         return False
-    row = repository.hint_for(session, invoice.supplier_id)
+    row = documents_repository.hint_for(session, invoice.supplier_id)
     supplier = cases_repository.suppliers_by_ids(session, [invoice.supplier_id])[
         invoice.supplier_id
     ]
     # The column holds the hint's own JSON form, parsed, so SQL can look into it.
-    hint = hint_cls.from_json(json.dumps(row.labels)) if row else hint_cls(supplier.ref)
+    hint = SupplierHint.from_json(json.dumps(row.labels)) if row else SupplierHint(supplier.ref)
     learnt = hint.learn(extraction, field, value)
     if learnt == hint:
         return False

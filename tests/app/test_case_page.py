@@ -275,6 +275,12 @@ def test_correcting_a_field_rematches_learns_a_hint_and_bars_the_corrector_from_
         },
     )
     assert signed.status_code == 403 and "Signature refused" in signed.text
+    # The supplier's next invoice is read with the lesson: its number is found at intake.
+    later = loaded.get(Case, _pdf_case(loaded, blobs, "DK-4472"))
+    assert later is not None
+    later_invoice = loaded.get(InvoiceRow, later.invoice_id)
+    assert later_invoice is not None and later_invoice.number == "DK-4472"
+    assert later_invoice.supplier_id == invoice.supplier_id
 
 
 def test_confirming_reasons_against_the_model_asks_why(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +121,28 @@ def test_bundle_has_no_pickle(trained: Trained) -> None:
         assert (bundle / file).read_text().startswith("tree")  # LightGBM's text format
     calibrators = json.loads((bundle / spec["calibrators"]).read_text())
     assert set(calibrators) == set(trained.model.codes)
+
+
+def test_a_fresh_process_loads_the_reason_bundle(trained: Trained) -> None:
+    # `tollgate eval models` loads every family in a process that never imported models.reason;
+    # the registry must find the reason head's loader by itself.
+    root = mlflow.artifacts.download_artifacts(
+        artifact_uri="models:/tollgate-reason/1", tracking_uri=trained.uri
+    )
+    (bundle_json,) = Path(root).rglob("bundle.json")
+    code = (
+        "import sys; from pathlib import Path; from models.registry import load_bundle; "
+        "print(sorted(load_bundle(Path(sys.argv[1])).heads))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(bundle_json.parent)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['reason']"
 
 
 def test_registry_predictions_equal_the_in_memory_model(trained: Trained) -> None:
