@@ -20,10 +20,22 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 UnitCode = Annotated[str, Field(min_length=1, max_length=8, examples=["C62"])]
 
 
+# No amount, quantity, price or rate on a real invoice comes near this; larger numbers (and NaN
+# or infinity) are hostile or broken input, and would overflow exact arithmetic further on.
+DECIMAL_LIMIT = Decimal("1e15")
+
+
 class Canonical(BaseModel):
     """Base for canonical types: strict about unknown fields, money serialised as strings."""
 
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_decimals(cls, value: object) -> object:
+        if isinstance(value, Decimal) and (not value.is_finite() or abs(value) >= DECIMAL_LIMIT):
+            raise ValueError(f"a number must be finite and below {DECIMAL_LIMIT:,.0f} in size")
+        return value
 
 
 class Money(Canonical):

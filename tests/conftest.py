@@ -18,6 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.db import migrate
+
+# Cases are scored at ingest only where a test asks for it (tests/app/test_scoring.py): MLflow
+# exports MLFLOW_TRACKING_URI when a training test points it at its store, so a later ingest in
+# the same worker would otherwise find those models and score with them.
+os.environ.setdefault("TOLLGATE_SCORE_ON_INGEST", "false")
 from app.db.session import make_engine
 
 REPO = Path(__file__).resolve().parents[1]

@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Literal
 
 from rapidfuzz import fuzz
@@ -139,7 +139,10 @@ _SURCHARGE = re.compile(
 
 def money(value: Decimal) -> Decimal:
     """Round to cents, half up."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    # Wide enough for a product of two bounded canonical numbers (each below 1e15), which the
+    # default 28-digit context cannot quantize to cents.
+    with localcontext(prec=60):
+        return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def classify_line_kind(description: str | None) -> LineKind:
