@@ -483,6 +483,13 @@ def build_world(start: date = date(2026, 9, 1)) -> World:
         doc = _invoice(w, "S-LUMI", po, lines, 23).model_copy(update={"number": None})
         add("missing-number", doc, ["MISSING_DATA"])
 
+    def large_clean() -> None:
+        # Clean, but above the four-eyes amount (25,000 EUR): two different signers.
+        po = _po(w, "S-NORD", [q(1500), q(100)], 18)
+        _receive(w, po, [q(1500), q(100)], 19)
+        lines = [(ln, ln.quantity, ln.unit_price, ln.unit_code) for ln in po.lines]
+        add("large-clean", _invoice(w, "S-NORD", po, lines, 24), [])
+
     scenarios += [
         clean_matches,
         price_variance,
@@ -504,6 +511,7 @@ def build_world(start: date = date(2026, 9, 1)) -> World:
         credits,
         late_receipt,
         missing_number,
+        large_clean,
     ]
     for scenario in scenarios:
         scenario()

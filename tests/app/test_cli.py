@@ -54,11 +54,11 @@ def test_load_ingest_and_verify(env: Path, demo_dir: Path) -> None:
     # One truncated file in the folder: everything else is read, and the exit code says 2.
     assert result.exit_code == 2
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 28
+    assert len(lines) == 29
     unreadable = [r for r in lines if r["outcome"] == "unreadable"]
     assert [r["error_code"] for r in unreadable] == ["MALFORMED_XML"]
     assert unreadable[0]["source"].endswith("999-truncated-upload.xml")
-    assert sum(r["outcome"] == "new case" for r in lines) == 27
+    assert sum(r["outcome"] == "new case" for r in lines) == 28
 
     again = runner.invoke(
         cli, ["ingest", "--json", str(demo_dir / "documents" / "001-clean-1.xml")]

@@ -61,7 +61,7 @@ def test_csv_master_data(tmp_path: Path) -> None:
 
 def test_json_master_data(demo_dir: Path) -> None:
     data = read_master_data(demo_dir / "master")
-    assert len(data.suppliers) == 4 and len(data.purchase_orders) == 21
+    assert len(data.suppliers) == 4 and len(data.purchase_orders) == 22
 
 
 @pytest.mark.parametrize(

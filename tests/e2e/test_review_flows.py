@@ -75,6 +75,32 @@ def test_two_approvers_co_sign_a_bank_change(server: LiveServer, people: dict[st
     expect(ben.locator("#outbox")).to_contain_text("pending")
 
 
+def test_a_second_approver_co_signs_above_the_four_eyes_amount(
+    server: LiveServer, people: dict[str, Person]
+) -> None:
+    (name,) = [n for n in server.cases if n.endswith("-large-clean.xml")]
+    case_id = server.cases[name]
+    anna = people["anna"].log_in("anna")
+    anna.goto(f"/review/cases/{case_id}")
+    anna.click("#claim-button")
+    anna.click("#sign-button")
+    expect(anna).to_have_url(re.compile(rf"/review\?done={case_id}$"))
+    anna.goto(f"/review/cases/{case_id}")
+    expect(anna.locator("#signatures")).to_have_text("1 of 2 signatures: anna")
+    expect(anna.locator("#case-state")).to_have_text("in_review")
+
+    ben_person = people["ben"]
+    ben = ben_person.log_in("ben")
+    ben.goto(f"/review/cases/{case_id}")
+    ben.click("#claim-button")
+    ben.click("#sign-button")
+    expect(ben.locator("#notice")).to_have_text(f"Case {case_id} is now approved.")
+    ben.goto(f"/review/cases/{case_id}")
+    expect(ben.locator("#signatures")).to_have_text("2 of 2 signatures: anna, ben")
+    expect(ben.locator("#outbox")).to_contain_text("pending")
+    ben_person.shot("above-limit-co-signed")
+
+
 def test_a_controller_sees_cases_but_cannot_sign(
     server: LiveServer, people: dict[str, Person]
 ) -> None:
