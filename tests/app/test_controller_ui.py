@@ -161,7 +161,7 @@ def test_only_controllers_and_admins_open_the_audit_view_and_refusals_are_audite
     _login(client, "carl")
     page = client.get("/review/controller")
     assert page.status_code == 200
-    assert 'id="nav-audit"' in page.text
+    assert 'id="nav-audit"' in page.text and 'id="nav-promotions"' in page.text
 
 
 def test_decision_log_filters_pages_and_exports_csv_with_totals(
