@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,11 +100,3 @@ class ScoreBatchResult(BaseModel):
 
     schema_version: Literal["1"] = SCHEMA_VERSION
     results: list[ScoreResult]
-
-
-class ErrorBody(BaseModel):
-    """Every error: a stable code and a message (and details when they help)."""
-
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
