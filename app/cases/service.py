@@ -411,6 +411,43 @@ def get_case(session: Session, case_id: int) -> CaseDetail:
     )
 
 
+def _record_rematch(
+    session: Session,
+    case: Case,
+    invoice: InvoiceRow,
+    assessment: Assessment,
+    before: list[str],
+    after: list[str],
+    actor: Actor,
+    policies: CasePolicies,
+) -> None:
+    """Replace a case's rule results with a new assessment, route it again, and audit that."""
+    repository.delete_rule_results(session, case.id)
+    _store_results(session, case.id, invoice.purchase_order_id, assessment.result)
+    route = route_case(
+        [ReasonCode(c) for c in after],
+        invoice.gross_total,
+        invoice.due_date,
+        utcnow(),
+        policies.routing,
+    )
+    old = {"state": case.state, "queue": case.queue, "reasons": before}
+    case.queue, case.priority = route.queue, route.priority
+    case.required_signatures, case.match_type = (
+        route.required_signatures,
+        assessment.result.match_type,
+    )
+    audit.record(
+        session,
+        actor,
+        "case.rematched",
+        "case",
+        case.id,
+        before=old,
+        after={"state": case.state, "queue": case.queue, "reasons": after},
+    )
+
+
 def rematch_for_purchase_orders(
     session: Session,
     po_numbers: Sequence[str],
@@ -442,30 +479,7 @@ def rematch_for_purchase_orders(
         after = sorted({f.code.value for f in assessment.result.findings})
         if after == before:
             continue
-        repository.delete_rule_results(session, case.id)
-        _store_results(session, case.id, invoice.purchase_order_id, assessment.result)
-        route = route_case(
-            [ReasonCode(c) for c in after],
-            invoice.gross_total,
-            invoice.due_date,
-            utcnow(),
-            policies.routing,
-        )
-        old = {"state": case.state, "queue": case.queue, "reasons": before}
-        case.queue, case.priority = route.queue, route.priority
-        case.required_signatures, case.match_type = (
-            route.required_signatures,
-            assessment.result.match_type,
-        )
-        audit.record(
-            session,
-            actor,
-            "case.rematched",
-            "case",
-            case.id,
-            before=old,
-            after={"state": case.state, "queue": case.queue, "reasons": after},
-        )
+        _record_rematch(session, case, invoice, assessment, before, after, actor, policies)
         changed.append((case.id, before, after))
     session.flush()
     return changed
@@ -517,29 +531,6 @@ def rematch_case(
     invoice.supplier_id = assessment.supplier.id if assessment.supplier else None
     invoice.purchase_order_id = assessment.purchase_order_id
     case.supplier_id = invoice.supplier_id
-    repository.delete_rule_results(session, case.id)
-    _store_results(session, case.id, invoice.purchase_order_id, assessment.result)
-    route = route_case(
-        [ReasonCode(c) for c in after],
-        invoice.gross_total,
-        invoice.due_date,
-        utcnow(),
-        policies.routing,
-    )
-    old = {"state": case.state, "queue": case.queue, "reasons": before}
-    case.queue, case.priority = route.queue, route.priority
-    case.required_signatures, case.match_type = (
-        route.required_signatures,
-        assessment.result.match_type,
-    )
-    audit.record(
-        session,
-        actor,
-        "case.rematched",
-        "case",
-        case.id,
-        before=old,
-        after={"state": case.state, "queue": case.queue, "reasons": after},
-    )
+    _record_rematch(session, case, invoice, assessment, before, after, actor, policies)
     session.flush()
     return before, after

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.backoff import capped_backoff
 from app.db.base import utcnow
 from app.db.tables import CaseState, ErpPosting, PostingState, User
 from app.erp import repository
@@ -56,13 +57,8 @@ class RetryPolicy:
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> timedelta:
-    """Wait after the `attempt`-th failure: base·2^(attempt-1), capped, then jittered to 50-100 %.
-
-    The jitter keeps many rows that failed together (the ERP was down) from retrying together.
-    """
-    exponent = min(max(attempt - 1, 0), 32)
-    ceiling = min(policy.base * (2**exponent), policy.cap)
-    return ceiling * (0.5 + rng.random() / 2)
+    """Wait after the `attempt`-th failed posting (see app.backoff)."""
+    return capped_backoff(attempt, policy.base, policy.cap, rng)
 
 
 @dataclass(frozen=True)

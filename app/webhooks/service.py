@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.backoff import capped_backoff
 from app.db.base import utcnow
 from app.db.tables import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from app.errors import InvalidInput, NotFound
@@ -142,12 +143,6 @@ class RetryPolicy:
         )
 
 
-def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> timedelta:
-    """Wait after the `attempt`-th failure: base·2^(attempt-1), capped, jittered to 50-100 %."""
-    ceiling = min(policy.base * (2 ** min(max(attempt - 1, 0), 32)), policy.cap)
-    return ceiling * (0.5 + rng.random() / 2)
-
-
 def record_success(
     session: Session, delivery_id: int, attempt: int, status_code: int, now: datetime | None = None
 ) -> bool:
@@ -183,7 +178,7 @@ def record_failure(
         delivery_id,
         attempt,
         status=status.value,
-        next_at=now if final else now + backoff(attempt, policy, rng),
+        next_at=now if final else now + capped_backoff(attempt, policy.base, policy.cap, rng),
         last_status_code=status_code,
         last_error=error[:1000],
     )

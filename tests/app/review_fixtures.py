@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -220,3 +222,34 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+PASSWORD = "correct horse battery"  # the review tests' people all share it
+
+
+def form_field(html: str, name: str) -> str:
+    """The value of a named hidden field in a page."""
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field in the page"
+    return found.group(1)
+
+
+def log_in(
+    client: TestClient, username: str, password: str = PASSWORD, landing: str = "/review"
+) -> str:
+    """Log in through the form, land on `landing`; return the session's CSRF token from it."""
+    form = client.get("/review/login")
+    assert form.status_code == 200
+    response = client.post(
+        "/review/login",
+        data={
+            "username": username,
+            "password": password,
+            "next": landing,
+            "login_csrf": form_field(form.text, "login_csrf"),
+        },
+    )
+    assert response.status_code == 303, response.text
+    page = client.get(landing)
+    assert page.status_code == 200
+    return form_field(page.text, "csrf_token")

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from review_fixtures import PASSWORD
+from review_fixtures import log_in as _login
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +36,6 @@ from app.users import service as users
 
 ADMIN = Actor("admin", "admin")
 UPLOADER = Actor("uma", "clerk")
-PASSWORD = "correct horse battery"
 PEOPLE = {"clara": "clerk", "anna": "approver", "carl": "controller", "mia": "ml_engineer"}
 
 
@@ -85,27 +86,6 @@ def client(loaded: Session, tmp_path: Path, team: dict[str, User]) -> Iterator[T
     app = create_app(settings, session_factory=lambda: loaded)  # type: ignore[arg-type]
     with TestClient(app, follow_redirects=False) as c:
         yield c
-
-
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field in the page"
-    return found.group(1)
-
-
-def _login(client: TestClient, username: str) -> str:
-    form = client.get("/review/login")
-    response = client.post(
-        "/review/login",
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "next": "/review",
-            "login_csrf": _field(form.text, "login_csrf"),
-        },
-    )
-    assert response.status_code == 303, response.text
-    return _field(client.get("/review").text, "csrf_token")
 
 
 def _decide(

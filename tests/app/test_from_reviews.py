@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import mlflow.artifacts
@@ -18,6 +17,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
+from review_fixtures import PASSWORD
+from review_fixtures import form_field as _field
+from review_fixtures import log_in as _login
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +40,6 @@ from training.synth.output import write_world
 
 ADMIN = Actor("admin", "admin")
 INTAKE = Actor("intake", "system")
-PASSWORD = "correct horse battery"
 DECIDED = 200
 REASON = "price and quantity to be confirmed by the supplier"
 
@@ -48,27 +49,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reviews") / "world"
     write_world(generate_world(WorldConfig(invoices=300, seed=7)), out, pdf=False)
     return out
-
-
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field in the page"
-    return found.group(1)
-
-
-def _login(client: TestClient, username: str) -> str:
-    form = client.get("/review/login")
-    response = client.post(
-        "/review/login",
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "next": "/review",
-            "login_csrf": _field(form.text, "login_csrf"),
-        },
-    )
-    assert response.status_code == 303, response.text
-    return _field(client.get("/review").text, "csrf_token")
 
 
 def _claim(client: TestClient, csrf: str, case_id: int) -> dict[str, str]:

@@ -8,7 +8,6 @@ challenger and champion on a second, held-out world.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
+from review_fixtures import PASSWORD, log_in
+from review_fixtures import form_field as _field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -40,7 +41,6 @@ from training.train import delay_features, train_family
 
 ADMIN = Actor("admin", "admin")
 runner = CliRunner()
-PASSWORD = "correct horse battery"
 
 
 @dataclass(frozen=True)
@@ -262,25 +262,8 @@ def test_the_kill_switch_turns_model_outputs_off_and_on(session: Session) -> Non
         service.set_kill_switch(session, operator, on=True, family="weather")
 
 
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field in the page"
-    return found.group(1)
-
-
 def _login(client: TestClient, username: str) -> str:
-    form = client.get("/review/login")
-    response = client.post(
-        "/review/login",
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "next": "/review/promotions",
-            "login_csrf": _field(form.text, "login_csrf"),
-        },
-    )
-    assert response.status_code == 303, response.text
-    return _field(client.get("/review/promotions").text, "csrf_token")
+    return log_in(client, username, landing="/review/promotions")
 
 
 def test_a_controller_approves_in_the_review_ui(

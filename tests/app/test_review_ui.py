@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from review_fixtures import PASSWORD
+from review_fixtures import form_field as _field
+from review_fixtures import log_in as _login
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,7 +28,6 @@ from review_ui import views
 
 ADMIN = Actor("admin", "admin")
 UPLOADER = Actor("uma", "clerk")
-PASSWORD = "correct horse battery"
 
 
 def _user(session: Session, name: str, role: str, limit: str | None = None) -> User:
@@ -83,31 +85,6 @@ def _case(session: Session, blobs: BlobStore, demo_dir: Path, name: str) -> int:
     assert outcome.case is not None
     session.flush()
     return outcome.case.id
-
-
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field in the page"
-    return found.group(1)
-
-
-def _login(client: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Log in through the form; return the session's CSRF token from the queue page."""
-    form = client.get("/review/login")
-    assert form.status_code == 200
-    response = client.post(
-        "/review/login",
-        data={
-            "username": username,
-            "password": password,
-            "next": "/review",
-            "login_csrf": _field(form.text, "login_csrf"),
-        },
-    )
-    assert response.status_code == 303, response.text
-    page = client.get("/review")
-    assert page.status_code == 200
-    return _field(page.text, "csrf_token")
 
 
 def _actions(session: Session, object_type: str | None = None) -> list[str]:
