@@ -94,7 +94,7 @@ def _record(supplier: Supplier) -> SupplierRecord:
 
 
 def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | None:
-    """The master-data supplier of a document, by VAT id, IBAN or fuzzy name."""
+    """The master-data supplier of a document, by VAT id, IBAN or a name its VAT id allows."""
     vat = normalise_vat_id(doc.supplier.vat_id) if doc.supplier.vat_id else None
     iban = normalise_iban(doc.bank_iban) if doc.bank_iban else None
     # VAT id first: one indexed lookup settles almost every e-invoice.
@@ -113,7 +113,18 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
     names = masterdata.memo(session, ("names",), lambda: masterdata.supplier_names(session))
     candidates = [SupplierCandidate(ref=ref, name=name) for _, ref, name in names]
     found = resolve_supplier(None, None, doc.supplier, candidates)
-    return masterdata.supplier_by_ref(session, found.ref) if found else None
+    supplier = masterdata.supplier_by_ref(session, found.ref) if found else None
+    if (
+        supplier is not None
+        and vat
+        and supplier.vat_id
+        and normalise_vat_id(supplier.vat_id) != vat
+    ):
+        # A VAT id names a legal entity: a namesake that states another VAT id is another
+        # business, and a wrong supplier is worse than none (VENDOR_UNKNOWN goes to a clerk).
+        # An unknown IBAN does not veto a name: that is a known supplier's new bank account.
+        return None
+    return supplier
 
 
 def _prior_documents(
