@@ -554,6 +554,47 @@ def keys_list() -> None:
     out.print(table)
 
 
+@keys_cli.command("calls")
+def keys_calls(
+    key: Annotated[str | None, typer.Option(help="only the calls of this key id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="how many calls")] = 50,
+    since: Annotated[
+        str | None, typer.Option(help="from this moment on, ISO 8601 (UTC unless it says)")
+    ] = None,
+) -> None:
+    """Calls made with API keys, newest first (written by the server every ~0.5 s)."""
+    from datetime import UTC, datetime
+
+    from app.apikeys.repository import calls
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            err.print(f"[red]error[/red] --since {since!r} is not an ISO 8601 date or time")
+            raise typer.Exit(code=2) from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    factory = _session_factory()
+    table = Table()
+    # Narrow terminals squeeze the request id, never the columns a reader searches by.
+    for title in ("at (UTC)", "key", "method", "route", "status", "ms"):
+        table.add_column(title, no_wrap=True)
+    table.add_column("request id", overflow="fold")
+    with transaction(factory) as session:
+        for call in calls(session, key_id=key, since=start, limit=limit):
+            table.add_row(
+                f"{call.at:%Y-%m-%d %H:%M:%S}",
+                call.key_id,
+                call.method,
+                call.route,
+                str(call.status),
+                f"{call.duration_ms:.1f}",
+                call.request_id or "",
+            )
+    out.print(table)
+
+
 @users_cli.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="login name")],

@@ -10,7 +10,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.apikeys.service import authenticate
+from app.apikeys.calls import STATE_KEY_ID
+from app.apikeys.service import admit, identify
 from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.controls.denials import record_refusal
@@ -62,8 +63,14 @@ def api_key(scope: str) -> Callable[..., Actor]:
                 code="API_KEY_REQUIRED",
             )
         try:
-            actor = authenticate(session, credentials.credentials, scope)
+            key = identify(session, credentials.credentials)
+            # The call log (app/apikeys/calls.py) names this key, whatever the outcome from here.
+            setattr(request.state, STATE_KEY_ID, key.key_id)
+            actor = admit(key, scope)
         except AppError as exc:
+            # End the request's transaction first: on SQLite its key lookup holds the write
+            # lock (BEGIN IMMEDIATE), and the refusal's own transaction would wait on it.
+            session.rollback()
             record_refusal(request, Actor("?", "api_key"), exc.code)  # the request rolls back
             raise
         structlog.contextvars.bind_contextvars(api_key=actor.name)

@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app import api_docs
+from app.apikeys.calls import CallLogMiddleware, CallRecorder
 from app.blobs import BlobStore
 from app.cases.router import router as cases_router
 from app.db.session import make_engine, make_session_factory
@@ -69,6 +71,7 @@ def create_app(
     configure_logging(settings.log_level, json=settings.log_json)
     parser = make_parser(settings)
     factory = session_factory or make_session_factory(make_engine(settings.database_url))
+    calls = CallRecorder.from_settings(factory, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -83,9 +86,15 @@ def create_app(
         )
         if worker is not None:
             worker.start()
+        # Tests hand the app their one open session as its factory; a session is not
+        # thread-safe, so their API calls are written at shutdown (or by the test), not by a
+        # thread racing the requests.
+        if isinstance(factory, sessionmaker):
+            calls.start()
         yield
         if worker is not None:
             worker.stop()
+        await run_in_threadpool(calls.stop)  # write the calls still buffered
         parser.close()  # stop the parsing workers with the service
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets from the package: no CDN at run time.
@@ -101,6 +110,7 @@ def create_app(
     app.state.parser = parser
     app.state.limiters = Limiters.from_settings(settings)
     app.state.body_limit = BodyLimitStats()
+    app.state.api_calls = calls
     # Added before the request-context middleware so that it runs inside it: a 413 carries the
     # request id and the security headers too.
     app.add_middleware(BodyLimitMiddleware, settings=settings, stats=app.state.body_limit)
@@ -118,6 +128,9 @@ def create_app(
         for name, value in security_headers(request.url.path, present).items():
             response.headers[name] = value
         return response
+
+    # Added last, so outermost: it sees the final status and the request id set above.
+    app.add_middleware(CallLogMiddleware, recorder=calls)
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=0, description="per user name; 0: no limit")
     login_max_failures_per_ip: int = Field(default=20, ge=0, description="per client address")
     login_window_seconds: float = Field(default=900.0, gt=0)
+    # The API call log (app/apikeys/calls.py): buffered in the process, written in batches.
+    api_calls_flush_seconds: float = Field(
+        default=0.5, gt=0, description="how often buffered API calls are written"
+    )
+    api_calls_batch_size: int = Field(
+        default=500, ge=1, le=2000, description="rows per INSERT; a full batch is written at once"
+    )
+    api_calls_buffer_cap: int = Field(
+        default=100_000, ge=1, description="buffered calls kept while the database is away"
+    )
     # Webhooks (README "Webhooks"): how the delivery worker retries.
     webhook_max_attempts: int = Field(default=8, ge=1, description="tries before `failed`")
     webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)

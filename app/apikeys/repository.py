@@ -1,13 +1,15 @@
-"""SQL for API keys."""
+"""SQL for API keys and the log of their calls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.tables import ApiKey
+from app.db.tables import ApiCall, ApiKey
 
 
 def by_key_id(session: Session, key_id: str) -> ApiKey | None:
@@ -24,3 +26,39 @@ def add(session: Session, key: ApiKey) -> None:
     """Stage a new key."""
     session.add(key)
     session.flush()
+
+
+def add_calls(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert call-log rows in one multi-row INSERT."""
+    if rows:
+        session.execute(insert(ApiCall).values(list(rows)))
+
+
+def touch_keys(session: Session, last_used: Mapping[str, datetime]) -> None:
+    """Move each key's `last_used_at` forward to the given time (never back)."""
+    if not last_used:
+        return
+    # Core, not ORM: an executemany UPDATE keyed by the public id rather than the primary key.
+    keys = cast(Table, ApiKey.__table__)
+    statement = (
+        update(keys)
+        .where(keys.c.key_id == bindparam("b_key_id"))
+        # Another process may have flushed a later call of the same key first.
+        .where(or_(keys.c.last_used_at.is_(None), keys.c.last_used_at < bindparam("b_at")))
+        .values(last_used_at=bindparam("b_at"))
+    )
+    # Sorted: two processes flushing the same keys take their row locks in the same order.
+    params = [{"b_key_id": k, "b_at": at} for k, at in sorted(last_used.items())]
+    session.execute(statement, params)
+
+
+def calls(
+    session: Session, *, key_id: str | None = None, since: datetime | None = None, limit: int = 50
+) -> Sequence[ApiCall]:
+    """Logged calls, newest first, optionally of one key and from a moment on."""
+    query = select(ApiCall)
+    if key_id is not None:
+        query = query.where(ApiCall.key_id == key_id)
+    if since is not None:
+        query = query.where(ApiCall.at >= since)
+    return session.scalars(query.order_by(ApiCall.at.desc(), ApiCall.id.desc()).limit(limit)).all()

@@ -1,6 +1,6 @@
 """ORM tables (DESIGN §5). Importing this package registers every table on Base.metadata."""
 
-from app.db.tables.apikeys import ApiKey
+from app.db.tables.apikeys import ApiCall, ApiKey
 from app.db.tables.audit import AuditChainHead, AuditEvent
 from app.db.tables.cases import Case, CaseState, FindingRow, MatchLine
 from app.db.tables.documents import Document, InvoiceRow, ParseStatus
@@ -27,6 +27,7 @@ from app.db.tables.reviews import (
 from app.db.tables.webhooks import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "ApiCall",
     "ApiKey",
     "AuditChainHead",
     "AuditEvent",
