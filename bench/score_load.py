@@ -112,9 +112,9 @@ def _drop(admin_url: str, name: str) -> None:
 
 
 class Server:
-    """`uvicorn app.main:create_app` on a free loopback port, one worker process."""
+    """`uvicorn app.main:create_app` on a free loopback port with `workers` processes."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.port = _free_port()
         self.log = log.open("wb")  # the server's stderr, to read when requests fail
         self.proc = subprocess.Popen(
@@ -130,6 +130,8 @@ class Server:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(workers),
             ],
             cwd=REPO,
             env={**os.environ, **env},
@@ -158,7 +160,12 @@ class Server:
 
 
 async def _run(
-    base: str, tokens: list[str], documents: list[dict], clients: int, seconds: float
+    base: str,
+    tokens: list[str],
+    documents: list[dict],
+    clients: int,
+    seconds: float,
+    limit: int | None = None,
 ) -> tuple[list[float], int, int]:
     latencies: list[float] = []
     errors = 0
@@ -172,7 +179,7 @@ async def _run(
         async def worker(token: str) -> None:
             nonlocal errors, sent
             auth = {"Authorization": f"Bearer {token}"}
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and (limit is None or sent < limit):
                 body = bodies[sent % len(bodies)]
                 sent += 1
                 started = time.perf_counter()
@@ -191,11 +198,18 @@ async def _run(
 
 
 def measure(
-    server: Server, tokens: list[str], documents: list[dict], clients: int, seconds: float
+    server: Server,
+    tokens: list[str],
+    documents: list[dict],
+    clients: int,
+    seconds: float,
+    limit: int | None = None,
 ) -> dict[str, float]:
-    """Run the clients for `seconds`; requests per second and latency percentiles."""
+    """Run the clients for `seconds` (or `limit` requests); requests/s and latency percentiles."""
     started = time.perf_counter()
-    latencies, errors, sent = asyncio.run(_run(server.base, tokens, documents, clients, seconds))
+    latencies, errors, sent = asyncio.run(
+        _run(server.base, tokens, documents, clients, seconds, limit)
+    )
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies) or [float("nan")]
 
@@ -218,6 +232,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
+    )
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--world", type=Path, default=None)
     parser.add_argument("--invoices", type=int, default=1200, help="world size when building")
@@ -246,7 +263,6 @@ def main() -> None:
     tokens, documents = prepare(
         scratch, world, args.history, url, args.clients if args.key_per_client else 1
     )
-    token = tokens[0]
     print(f"requests cycle over {len(documents)} documents; {args.clients} clients")
     env = {
         "TOLLGATE_DATABASE_URL": url,
@@ -262,27 +278,27 @@ def main() -> None:
         for mode in modes:
             cache = scratch / f"embeddings-{mode}"
             server = Server(
-                {**env, "TOLLGATE_EMBEDDING_CACHE_DIR": str(cache)}, scratch / f"server-{mode}.log"
+                {**env, "TOLLGATE_EMBEDDING_CACHE_DIR": str(cache)},
+                scratch / f"server-{mode}.log",
+                args.workers,
             )
             try:
                 if mode == "warm":
-                    # One pass over every document embeds its texts; the first call loads models.
-                    measure(server, tokens, documents[:1], 1, 0.01)
-                    with httpx.Client(base_url=server.base, timeout=120) as c:
-                        for doc in documents:
-                            c.post(
-                                "/api/v1/score",
-                                json={"document": doc},
-                                headers={"Authorization": f"Bearer {token}"},
-                            )
+                    # Every worker sees (nearly) every document: its texts are embedded and its
+                    # supplier's inputs cached in each process before the measured run.
+                    measure(
+                        server,
+                        tokens,
+                        documents,
+                        args.clients,
+                        3600,
+                        limit=len(documents) * (args.workers + 1),
+                    )
                 else:
                     # Models loaded, texts not: score one document outside the measured pool.
-                    with httpx.Client(base_url=server.base, timeout=120) as c:
-                        c.post(
-                            "/api/v1/score",
-                            json={"document": documents[-1]},
-                            headers={"Authorization": f"Bearer {token}"},
-                        )
+                    measure(
+                        server, tokens, documents[-1:], args.workers * 2, 60, limit=args.workers * 4
+                    )
                 results[mode] = measure(server, tokens, documents[:-1], args.clients, args.seconds)
             finally:
                 server.stop()

@@ -612,42 +612,63 @@ def _log_ratio(value: Decimal, history: list[Decimal]) -> float | None:
     return float(np.log(float(value / median)))
 
 
-def price_features(documents: Sequence[CandidateDocument]) -> NDArray[np.float64]:
-    """Per invoice (in arrival order), amounts against the supplier's and item's earlier ones."""
-    prices: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
-    nets: dict[str, list[Decimal]] = defaultdict(list)
-    same_day: dict[tuple[str, date | None, str | None], int] = defaultdict(int)
-    rows: list[list[float]] = []
-    for current in documents:
+class _PriceHistory:
+    """Each supplier's earlier prices per item, nets and invoices per day and PO."""
+
+    def __init__(self) -> None:
+        self.prices: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+        self.nets: dict[str, list[Decimal]] = defaultdict(list)
+        self.same_day: dict[tuple[str, date | None, str | None], int] = defaultdict(int)
+
+    @staticmethod
+    def _day_key(current: CandidateDocument) -> tuple[str, date | None, str | None]:
+        doc = current.document
+        po = normalise_po_reference(doc.po_reference) if doc.po_reference else None
+        return (current.supplier, doc.issue_date, po)
+
+    def row(self, current: CandidateDocument) -> list[float]:
         doc = current.document
         ratios = [
             r
             for line in doc.lines
             if line.item_id
-            for r in [_log_ratio(line.unit_price, prices[(current.supplier, line.item_id)])]
+            for r in [_log_ratio(line.unit_price, self.prices[(current.supplier, line.item_id)])]
             if r is not None
         ]
         net = doc.totals.tax_exclusive
-        net_ratio = _log_ratio(net, nets[current.supplier]) if net is not None else None
-        po = normalise_po_reference(doc.po_reference) if doc.po_reference else None
-        day_key = (current.supplier, doc.issue_date, po)
-        rows.append(
-            [
-                max(ratios, key=abs) if ratios else 0.0,
-                float(bool(ratios)),
-                net_ratio if net_ratio is not None else 0.0,
-                float(same_day[day_key]) if po is not None else 0.0,
-                float(np.log10(1.0 + abs(float(net)))) if net is not None else 0.0,
-            ]
-        )
+        net_ratio = _log_ratio(net, self.nets[current.supplier]) if net is not None else None
+        day_key = self._day_key(current)
+        return [
+            max(ratios, key=abs) if ratios else 0.0,
+            float(bool(ratios)),
+            net_ratio if net_ratio is not None else 0.0,
+            float(self.same_day[day_key]) if day_key[2] is not None else 0.0,
+            float(np.log10(1.0 + abs(float(net)))) if net is not None else 0.0,
+        ]
+
+    def observe(self, current: CandidateDocument) -> None:
+        doc = current.document
         if doc.kind != "invoice":
-            continue
-        same_day[day_key] += 1
+            return
+        self.same_day[self._day_key(current)] += 1
         for line in doc.lines:
             if line.item_id:
-                prices[(current.supplier, line.item_id)].append(line.unit_price)
-        if net is not None:
-            nets[current.supplier].append(net)
+                self.prices[(current.supplier, line.item_id)].append(line.unit_price)
+        if doc.totals.tax_exclusive is not None:
+            self.nets[current.supplier].append(doc.totals.tax_exclusive)
+
+
+def price_features(documents: Sequence[CandidateDocument], start: int = 0) -> NDArray[np.float64]:
+    """Per document from `start` on (in arrival order), amounts against the earlier ones.
+
+    The documents before `start` are history only: observed, not given a row of their own.
+    """
+    history = _PriceHistory()
+    rows: list[list[float]] = []
+    for index, current in enumerate(documents):
+        if index >= start:
+            rows.append(history.row(current))
+        history.observe(current)
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(PRICE_FEATURE_NAMES))
 
 

@@ -512,7 +512,7 @@ class CaseScorer:
         by_later: dict[int, list[tuple[float, int]]] = {}
         for k, (later, _earlier) in enumerate(pairs):
             by_later.setdefault(later, []).append((float(pair_p[k]), k))
-        price_x = price_features(documents)[start:]
+        price_x = price_features(documents, start)
         price = (
             np.asarray(model.predict(price_x, "price").outputs["price_anomaly"])
             if "price" in model.heads

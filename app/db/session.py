@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.db.epochs  # noqa: F401 - registers the listeners that keep cache tokens honest
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite opens transactions on its own terms, which breaks SAVEPOINTs and rollbacks of

@@ -52,19 +52,31 @@ def cases_with_invoices(
     return [(c, i, d) for c, i, d in rows]
 
 
-def earlier_invoices(
+def earlier_invoice_keys(
     session: Session, supplier_id: int, before_invoice_id: int, limit: int
-) -> list[InvoiceRow]:
-    """The supplier's last `limit` documents before an invoice id, oldest first."""
+) -> list[tuple[int, int | None]]:
+    """(invoice id, case id) of the supplier's last `limit` documents before an id, oldest first."""
     if limit <= 0:
         return []
-    rows = session.scalars(
-        select(InvoiceRow)
+    rows = session.execute(
+        select(InvoiceRow.id, Case.id)
+        .outerjoin(Case, Case.invoice_id == InvoiceRow.id)
         .where(InvoiceRow.supplier_id == supplier_id, InvoiceRow.id < before_invoice_id)
         .order_by(InvoiceRow.id.desc())
         .limit(limit)
     ).all()
-    return list(reversed(rows))
+    return [(invoice_id, case_id) for invoice_id, case_id in reversed(rows)]
+
+
+def invoices_by_ids(session: Session, ids: Sequence[int]) -> dict[int, InvoiceRow]:
+    """Invoice rows by id."""
+    out: dict[int, InvoiceRow] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        out.update(
+            (r.id, r) for r in session.scalars(select(InvoiceRow).where(InvoiceRow.id.in_(chunk)))
+        )
+    return out
 
 
 def case_ids_for_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
@@ -98,7 +110,8 @@ def suppliers(session: Session, ids: Sequence[int]) -> dict[int, Supplier]:
     return {s.id: s for s in session.scalars(select(Supplier).where(Supplier.id.in_(ids)))}
 
 
-def _pos_with_lines(session: Session, ids: Sequence[int]) -> list[PurchaseOrderRow]:
+def pos_with_lines(session: Session, ids: Sequence[int]) -> list[PurchaseOrderRow]:
+    """POs by id with their lines, in id order."""
     if not ids:
         return []
     return list(
@@ -106,27 +119,26 @@ def _pos_with_lines(session: Session, ids: Sequence[int]) -> list[PurchaseOrderR
             select(PurchaseOrderRow)
             .where(PurchaseOrderRow.id.in_(ids))
             .options(joinedload(PurchaseOrderRow.lines))
+            .order_by(PurchaseOrderRow.id)
         )
         .unique()
         .all()
     )
 
 
-def purchase_orders(session: Session, po_ids: Sequence[int], limit: int) -> list[PurchaseOrderRow]:
-    """POs by id and, for price history, the `limit` latest other POs ordering their items."""
-    found = {row.id: row for row in _pos_with_lines(session, po_ids)}
-    items = sorted({ln.item_id for row in found.values() for ln in row.lines if ln.item_id})
-    if items and limit > 0:
-        related = session.scalars(
+def po_ids_for_items(session: Session, item_ids: Sequence[str], limit: int) -> list[int]:
+    """The `limit` latest POs ordering any of the items (for price history)."""
+    if not item_ids or limit <= 0:
+        return []
+    return list(
+        session.scalars(
             select(PurchaseOrderLineRow.purchase_order_id)
-            .where(PurchaseOrderLineRow.item_id.in_(items))
+            .where(PurchaseOrderLineRow.item_id.in_(item_ids))
             .group_by(PurchaseOrderLineRow.purchase_order_id)
             .order_by(PurchaseOrderLineRow.purchase_order_id.desc())
             .limit(limit)
         ).all()
-        for row in _pos_with_lines(session, [i for i in related if i not in found]):
-            found[row.id] = row
-    return sorted(found.values(), key=lambda r: r.id)
+    )
 
 
 def receipts_for_pos(session: Session, po_ids: Sequence[int]) -> list[GoodsReceiptRow]:
@@ -157,6 +169,21 @@ def open_case_ids_in_queues(session: Session, queues: Sequence[str]) -> dict[str
     ):
         if queue is not None:
             out[queue].append(case_id)
+    return out
+
+
+def open_case_counts(session: Session, queues: Sequence[str]) -> dict[str, int]:
+    """Open cases per queue."""
+    out = dict.fromkeys(queues, 0)
+    if not queues:
+        return out
+    for queue, count in session.execute(
+        select(Case.queue, func.count())
+        .where(Case.queue.in_(queues), Case.state.in_(OPEN_STATES))
+        .group_by(Case.queue)
+    ):
+        if queue is not None:
+            out[queue] = int(count)
     return out
 
 

@@ -9,7 +9,7 @@ audited (`case.scoring_failed`) and the case stays as routed.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,11 +21,13 @@ from app.audit import service as audit
 from app.audit.service import Actor
 from app.cases.service import DOCUMENT_ADAPTER, CasePolicies, assess
 from app.db.base import utcnow
-from app.db.tables import Case, FindingRow, InvoiceRow, Prediction, PurchaseOrderRow
-from app.errors import NotFound
+from app.db.tables import Case, FindingRow, InvoiceRow, Prediction
+from app.documents.parsing import Parser
+from app.errors import InvalidInput, NotFound
 from app.masterdata.service import to_canonical_po, to_canonical_receipts
 from app.promotions.service import models_disabled
 from app.scoring import repository
+from app.scoring.inputs import INPUTS, CacheView
 from app.scoring.provider import get_provider
 from app.settings import get_settings
 from governance.routing import route_case
@@ -44,6 +46,8 @@ from models.scoring import (
 )
 from pipelines.canonical import GoodsReceipt, PurchaseOrder, SupplierDocument
 from pipelines.findings import Finding
+from pipelines.parsers import DetectedFormat, ParsedDocument, detect_format
+from pipelines.parsers.errors import ParseError, ParseErrorCode
 from pipelines.reasons import ReasonCode
 
 log = structlog.get_logger(__name__)
@@ -76,81 +80,150 @@ def _document(invoice: InvoiceRow) -> SupplierDocument:
     return DOCUMENT_ADAPTER.validate_python(invoice.canonical)
 
 
-def _master(
-    session: Session, po_ids: Sequence[int]
-) -> tuple[MasterData, dict[int, PurchaseOrderRow]]:
-    """The documents' POs with receipts, and other POs of their items (for price history)."""
-    rows = repository.purchase_orders(session, po_ids, PO_CAP)
-    refs = {
-        s.id: s.ref for s in repository.suppliers(session, [r.supplier_id for r in rows]).values()
-    }
-    orders: list[PurchaseOrder] = [to_canonical_po(r, refs.get(r.supplier_id, "")) for r in rows]
-    by_id = {r.id: r for r in rows}
-    receipts: list[GoodsReceipt] = []
-    receipt_rows = repository.receipts_for_pos(session, list(po_ids))
+@dataclass(frozen=True)
+class _Order:
+    """A stored PO as scoring reads it: canonical, its company, its line ids' numbers."""
+
+    order: PurchaseOrder
+    company: str | None
+    line_numbers: dict[int, str]
+
+
+def _supplier_refs(session: Session, view: CacheView, ids: Iterable[int]) -> dict[int, str]:
+    refs: dict[int, str] = {}
+    missing = []
+    for supplier_id in set(ids):
+        ref = view.get("supplier_ref", supplier_id)
+        if ref is None:
+            missing.append(supplier_id)
+        else:
+            refs[supplier_id] = ref
+    for supplier_id, supplier in repository.suppliers(session, sorted(missing)).items():
+        refs[supplier_id] = supplier.ref
+        view.put("supplier_ref", supplier_id, supplier.ref)
+    return refs
+
+
+def _orders(session: Session, view: CacheView, po_ids: Sequence[int]) -> dict[int, _Order]:
+    found: dict[int, _Order] = {}
+    missing = []
     for po_id in po_ids:
-        po = by_id.get(po_id)
-        if po is None:
-            continue
-        receipts += to_canonical_receipts(
-            [r for r in receipt_rows if r.purchase_order_id == po_id],
-            po.number,
-            {line.id: line.line_no for line in po.lines},
+        cached = view.get("order", po_id)
+        if cached is None:
+            missing.append(po_id)
+        else:
+            found[po_id] = cached
+    rows = repository.pos_with_lines(session, missing)
+    refs = _supplier_refs(session, view, (r.supplier_id for r in rows))
+    for row in rows:
+        order = _Order(
+            to_canonical_po(row, refs.get(row.supplier_id, "")),
+            row.company,
+            {line.id: line.line_no for line in row.lines},
         )
-    return MasterData.of(orders, receipts), by_id
+        view.put("order", row.id, order)
+        found[row.id] = order
+    return found
+
+
+def _receipts(session: Session, view: CacheView, orders: dict[int, _Order]) -> list[GoodsReceipt]:
+    out: list[GoodsReceipt] = []
+    missing = []
+    for po_id in orders:
+        cached = view.get("receipts", po_id)
+        if cached is None:
+            missing.append(po_id)
+        else:
+            out += cached
+    rows = repository.receipts_for_pos(session, missing)
+    for po_id in missing:
+        order = orders[po_id]
+        receipts = to_canonical_receipts(
+            [r for r in rows if r.purchase_order_id == po_id],
+            order.order.number,
+            order.line_numbers,
+        )
+        view.put("receipts", po_id, receipts)
+        out += receipts
+    return out
+
+
+def _master(
+    session: Session, view: CacheView, po_ids: Sequence[int]
+) -> tuple[MasterData, dict[int, _Order]]:
+    """The documents' POs with receipts, and other POs of their items (for price history)."""
+    targets = _orders(session, view, po_ids)
+    items = tuple(
+        sorted({ln.item_id for o in targets.values() for ln in o.order.lines if ln.item_id})
+    )
+    related = view.get("item_orders", items)
+    if related is None:
+        related = repository.po_ids_for_items(session, items, PO_CAP)
+        view.put("item_orders", items, related)
+    orders = {**_orders(session, view, [i for i in related if i not in targets]), **targets}
+    master = MasterData.of(
+        [orders[i].order for i in sorted(orders)], _receipts(session, view, targets)
+    )
+    return master, targets
 
 
 def _history(
-    session: Session,
-    first: dict[int, int],
-    exclude: set[int],
-    cap: int,
-    suppliers: dict[int, Any],
+    session: Session, view: CacheView, first: dict[int, int], exclude: set[int], cap: int
 ) -> list[PriorDocument]:
     """Each supplier's documents before its first one being scored, capped, in arrival order."""
-    earlier: list[InvoiceRow] = []
+    keys: list[tuple[int, int | None]] = []
     for supplier_id, before in first.items():
-        earlier += repository.earlier_invoices(session, supplier_id, before, cap)
-    earlier = sorted((r for r in earlier if r.id not in exclude), key=lambda r: r.id)
-    case_of = repository.case_ids_for_invoices(session, [r.id for r in earlier])
-    findings = repository.findings_for(session, list(case_of.values()))
-    out = []
-    for row in earlier:
-        supplier = suppliers.get(row.supplier_id) if row.supplier_id else None
-        case_id = case_of.get(row.id)
-        rows = findings.get(case_id, []) if case_id is not None else []
-        out.append(
-            PriorDocument(
+        keys += repository.earlier_invoice_keys(session, supplier_id, before, cap)
+    keys = sorted(k for k in keys if k[0] not in exclude)
+    found: dict[tuple[int, int | None], PriorDocument] = {}
+    missing = []
+    for key in keys:
+        cached = view.get("document", key)
+        if cached is None:
+            missing.append(key)
+        else:
+            found[key] = cached
+    if missing:
+        rows = repository.invoices_by_ids(session, [invoice_id for invoice_id, _ in missing])
+        findings = repository.findings_for(session, [c for _, c in missing if c is not None])
+        refs = _supplier_refs(
+            session, view, (r.supplier_id for r in rows.values() if r.supplier_id)
+        )
+        for key in missing:
+            row, case_id = rows[key[0]], key[1]
+            prior = PriorDocument(
                 document_ref(row.document_id),
                 CaseInput(
-                    _document(row), [_finding(f) for f in rows], supplier.ref if supplier else None
+                    _document(row),
+                    [_finding(f) for f in findings.get(case_id, [])] if case_id else [],
+                    refs.get(row.supplier_id) if row.supplier_id else None,
                 ),
             )
-        )
-    return out
+            view.put("document", key, prior)
+            found[key] = prior
+    return [found[k] for k in keys]
 
 
 def build_batch(
     session: Session, case_ids: Sequence[int], history_cap: int
 ) -> tuple[ScoreBatch, list[int]]:
     """The scoring inputs of cases and their ids, read from the database, in arrival order."""
+    view = INPUTS.view(session)
     targets = repository.cases_with_invoices(session, case_ids)
-    supplier_ids = sorted({i.supplier_id for _, i, _ in targets if i.supplier_id is not None})
-    suppliers = repository.suppliers(session, supplier_ids)
+    refs = _supplier_refs(session, view, (i.supplier_id for _, i, _ in targets if i.supplier_id))
     first: dict[int, int] = {}
     for _, invoice, _ in targets:
         if invoice.supplier_id is not None:
             first.setdefault(invoice.supplier_id, invoice.id)
-    history = _history(session, first, {i.id for _, i, _ in targets}, history_cap, suppliers)
+    history = _history(session, view, first, {i.id for _, i, _ in targets}, history_cap)
     findings = repository.findings_for(session, [c.id for c, _, _ in targets])
     po_ids = sorted({i.purchase_order_id for _, i, _ in targets if i.purchase_order_id})
-    master, po_rows = _master(session, po_ids)
+    master, orders = _master(session, view, po_ids)
     queues = sorted({c.queue for c, _, _ in targets if c.queue})
     waiting = repository.open_case_ids_in_queues(session, queues)
     items = []
     for case, invoice, document in targets:
-        po = po_rows.get(invoice.purchase_order_id) if invoice.purchase_order_id else None
-        supplier = suppliers.get(invoice.supplier_id) if invoice.supplier_id else None
+        po = orders.get(invoice.purchase_order_id) if invoice.purchase_order_id else None
         sla = (
             (case.sla_due_at - case.created_at).total_seconds() / 3600
             if case.sla_due_at is not None and case.created_at is not None
@@ -162,7 +235,7 @@ def build_batch(
                 CaseInput(
                     _document(invoice),
                     [_finding(f) for f in findings[case.id]],
-                    supplier.ref if supplier else None,
+                    refs.get(invoice.supplier_id) if invoice.supplier_id else None,
                 ),
                 DelayContext(
                     queue=case.queue,
@@ -221,15 +294,16 @@ def score_documents(
             )
             for a, r in zip(assessed, routes, strict=True)
         ]
-    suppliers = {a.supplier.id: a.supplier for a in assessed if a.supplier is not None}
+    view = INPUTS.view(session)
+    suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
-    history = _history(session, {sid: MAX_ID for sid in suppliers}, set(), history_cap, suppliers)
+    history = _history(session, view, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
     po_ids = sorted({a.purchase_order_id for a in assessed if a.purchase_order_id})
-    master, po_rows = _master(session, po_ids)
-    waiting = repository.open_case_ids_in_queues(session, sorted({r.queue for r in routes}))
+    master, orders = _master(session, view, po_ids)
+    waiting = repository.open_case_counts(session, sorted({r.queue for r in routes}))
     items = []
     for index, (doc, a, route) in enumerate(zip(documents, assessed, routes, strict=True)):
-        po = po_rows.get(a.purchase_order_id) if a.purchase_order_id else None
+        po = orders.get(a.purchase_order_id) if a.purchase_order_id else None
         items.append(
             ScoreItem(
                 f"request:{index}",
@@ -240,7 +314,7 @@ def score_documents(
                 ),
                 DelayContext(
                     queue=route.queue,
-                    queue_load=len(waiting.get(route.queue, [])),
+                    queue_load=waiting.get(route.queue, 0),
                     received_at=now,
                     sla_hours=round((route.sla_due_at - now).total_seconds() / 3600, 2),
                     company=po.company if po is not None else None,
@@ -255,6 +329,27 @@ def score_documents(
         )
         for a, r, scores in zip(assessed, routes, results, strict=True)
     ]
+
+
+def read_upload(parser: Parser, data: bytes) -> ParsedDocument:
+    """Read exactly one document from an uploaded file, or raise InvalidInput with the code."""
+    try:
+        return parser(data)
+    except ParseError as exc:
+        if (
+            exc.code is ParseErrorCode.UNSUPPORTED_DOCUMENT
+            and detect_format(data) is DetectedFormat.CSV
+        ):
+            # The parser's advice (bulk intake) would open cases; scoring stores nothing.
+            count = (exc.detail or "").removeprefix("csv:") or "several documents"
+            raise InvalidInput(
+                f"This CSV file holds {count}; this route scores one document per "
+                "file. Send them as canonical documents to POST /api/v1/score:batch (up to "
+                "1,000 a call), or upload one document per file here.",
+                code="ONE_DOCUMENT_EXPECTED",
+            ) from None
+        log.info("score.document_unreadable", code=exc.code.value)
+        raise InvalidInput(exc.message, code=exc.code.value) from None
 
 
 def _rule_finding(f: Finding) -> RuleFinding:

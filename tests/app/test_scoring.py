@@ -15,25 +15,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from review_fixtures import fresh_database
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.apikeys import service as apikeys
 from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.cli import cli
-from app.db.tables import AuditEvent, Case, Prediction
+from app.db.session import transaction
+from app.db.tables import AuditEvent, Case, InvoiceRow, Prediction, PurchaseOrderLineRow
 from app.documents.service import ingest_bytes
 from app.main import create_app
 from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
 from app.promotions import service as promotions
 from app.scoring import service as scoring
+from app.scoring.inputs import INPUTS
 from app.scoring.provider import get_provider
 from app.settings import Settings, get_settings
 from models.registry import CHAMPION, Bundle, Head, LoadedModel, ModelRegistry
 from models.scoring import CaseScorer
+from pipelines.canonical import SupplierDocument
 from pipelines.parsers import parse_document
 from training.synth.generator import WorldConfig, generate_world
 from training.synth.output import write_world
@@ -454,3 +458,101 @@ def test_score_api_errors_are_typed_json(api: tuple[TestClient, str, str], store
         assert response.status_code == status, (path, response.text)
         error = response.json()
         assert error["code"] and error["message"]
+
+
+# -- the scoring-input cache -----------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def committed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A fresh database whose transactions commit (the cache fills only from committed data)."""
+    with fresh_database(request.param, tmp_path) as made:
+        yield made
+
+
+def _score_outputs(factory: sessionmaker[Session], doc: SupplierDocument) -> list[object]:
+    with transaction(factory) as session:
+        scored = scoring.score_documents(
+            session, [doc], scorer=get_provider().scorer(), history_cap=200
+        )[0]
+    return [scored.findings, [(s.family, s.version, s.output) for s in scored.scores]]
+
+
+def _uncached(factory: sessionmaker[Session], doc: SupplierDocument) -> list[object]:
+    INPUTS.clear()
+    return _score_outputs(factory, doc)
+
+
+def test_cached_inputs_score_exactly_as_a_fresh_read_after_every_kind_of_write(
+    serving: Store, committed: sessionmaker[Session], tmp_path: Path
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))
+    with transaction(committed) as session:
+        _load_world(session, serving.world)
+        _ingest(session, blobs, serving.world, n=80)
+    # A later document of a supplier with history, and that supplier's newest stored invoice.
+    with transaction(committed) as session:
+        stored = {
+            r.supplier_id: r for r in session.scalars(select(InvoiceRow).order_by(InvoiceRow.id))
+        }
+        target = None
+        for path in files[80:]:
+            doc = parse_document(path.read_bytes()).document
+            prior = next((r for r in stored.values() if r.supplier_name == doc.supplier.name), None)
+            if prior is not None and doc.kind == "invoice":
+                target, target_path, prior_id = doc, path, prior.id
+                break
+    assert target is not None
+
+    INPUTS.clear()
+    first = _score_outputs(committed, target)
+    before = INPUTS.stats()
+    assert _score_outputs(committed, target) == first
+    again = INPUTS.stats()
+    assert again.hits > before.hits and again.misses == before.misses  # read nothing twice
+
+    # 1. An earlier invoice of the supplier is changed into the target's twin (a correction).
+    with transaction(committed) as session:
+        row = session.get(InvoiceRow, prior_id)
+        assert row is not None
+        row.canonical = target.model_dump(mode="json")
+    changed = _score_outputs(committed, target)
+    assert changed != first  # the twin is seen: stale inputs would have repeated `first`
+    assert changed == _uncached(committed, target)
+
+    # 2. A write that rolls back: the scores inside it see it, the cache keeps nothing of it.
+    with committed() as session:
+        row = session.get(InvoiceRow, prior_id)
+        assert row is not None
+        row.canonical = {**row.canonical, "number": "ROLLED-BACK"}
+        session.flush()
+        scoring.score_documents(session, [target], scorer=get_provider().scorer(), history_cap=200)
+        session.rollback()
+    assert _score_outputs(committed, target) == changed == _uncached(committed, target)
+
+    # 3. A new document of the supplier (an insert: no new token) joins the history at once.
+    _score_outputs(committed, target)  # the cache is warm again
+    with transaction(committed) as session:
+        ingest_bytes(
+            session,
+            blobs,
+            target_path.read_bytes(),
+            filename="resent.xml",
+            channel="t",
+            actor=CLERK,
+        )
+    resent = _score_outputs(committed, target)
+    assert resent != changed
+    assert resent == _uncached(committed, target)
+
+    # 4. Master data: every PO line gets a new price. Here the rules' DUPLICATE finding decides
+    # the outputs either way, so the proof is that the new token emptied the cache.
+    _score_outputs(committed, target)
+    resets = INPUTS.stats().resets
+    with transaction(committed) as session:
+        for line in session.scalars(select(PurchaseOrderLineRow)):
+            line.unit_price = line.unit_price * 2
+    repriced = _score_outputs(committed, target)
+    assert INPUTS.stats().resets == resets + 1
+    assert repriced == _uncached(committed, target)

@@ -4,6 +4,7 @@ from app.db.tables.apikeys import ApiCall, ApiKey
 from app.db.tables.audit import AuditChainHead, AuditEvent
 from app.db.tables.cases import Case, CaseState, FindingRow, MatchLine
 from app.db.tables.documents import Document, InvoiceRow, ParseStatus
+from app.db.tables.epochs import DataEpoch
 from app.db.tables.hints import SupplierHintRow
 from app.db.tables.masterdata import (
     GoodsReceiptRow,
@@ -33,6 +34,7 @@ __all__ = [
     "AuditEvent",
     "Case",
     "CaseState",
+    "DataEpoch",
     "Decision",
     "DecisionAction",
     "DeliveryStatus",
