@@ -63,7 +63,11 @@ def body_limit_for(settings: Settings, method: str, path: str) -> int:
     """The largest body, in bytes, accepted for a request to `path`."""
     if method == "POST" and path == "/api/v1/score:batch":
         return settings.max_batch_bytes
-    if method == "POST" and path in ("/api/v1/documents", "/api/v1/score"):
+    if method == "POST" and path in (
+        "/api/v1/documents",
+        "/api/v1/score",
+        "/api/v1/score:document",
+    ):
         return settings.max_upload_bytes + MULTIPART_SLACK
     if path.startswith("/review"):
         return settings.max_form_bytes

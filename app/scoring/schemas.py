@@ -95,6 +95,30 @@ class ScoreResult(BaseModel):
     delay: DelayOutput | None
 
 
+class FieldReadingOut(BaseModel):
+    """How one header field was read from a PDF's visible text, and how sure the reader is."""
+
+    value: str | None
+    confidence: float = Field(ge=0, le=1)
+    page: int | None = None
+    span: str | None = Field(default=None, description="the text the value was read from")
+    label: str | None = Field(default=None, description="the printed label that announced it")
+
+
+class ScoreDocumentResult(ScoreResult):
+    """A score for an uploaded file, with the format detected and the document as it was read.
+
+    `extraction` is set only for a PDF read from its visible text: each header field with its
+    confidence (e-invoice XML, also when embedded in a PDF, is exact and has none).
+    """
+
+    detected_format: str = Field(
+        description="pdf, facturx_pdf, ubl_invoice, ubl_credit_note, cii or csv"
+    )
+    document: AnySupplierDocument
+    extraction: dict[str, FieldReadingOut] | None = None
+
+
 class ScoreBatchResult(BaseModel):
     """One result per document, in request order."""
 

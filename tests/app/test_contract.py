@@ -58,7 +58,7 @@ def api(loaded: Session, tmp_path: Path) -> Iterator[FastAPI]:
 
 
 def _known_good(app: FastAPI, headers: dict[str, str], demo_dir: Path) -> list[int]:
-    """A real invoice upload and a read of its case, validated like the fuzzed calls."""
+    """A real invoice upload, a read of its case and a score of the file, validated alike."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     invoice = (demo_dir / "documents" / "006-price-variance.xml").read_bytes()
     upload = schema["/api/v1/documents"]["POST"].Case(
@@ -74,7 +74,15 @@ def _known_good(app: FastAPI, headers: dict[str, str], demo_dir: Path) -> list[i
     )
     answered = read.call()
     read.validate_response(answered, checks=CHECKS)
-    return [uploaded.status_code, answered.status_code]
+    scoring = schema["/api/v1/score:document"]["POST"].Case(
+        headers=headers,
+        body={"file": cast(Any, invoice)},
+        media_type="multipart/form-data",
+        multipart_content_types={"file": "application/xml"},
+    )
+    scored = scoring.call()
+    scoring.validate_response(scored, checks=CHECKS)
+    return [uploaded.status_code, answered.status_code, scored.status_code]
 
 
 def _run(app: FastAPI, headers: dict[str, str], scope: str | None) -> Counter[str]:
@@ -138,7 +146,7 @@ def test_the_api_keeps_its_contract(api: FastAPI, loaded: Session, scope: str | 
 def test_real_answers_fit_their_schemas(api: FastAPI, loaded: Session, demo_dir: Path) -> None:
     key = apikeys.create_key(loaded, name="erp", scopes=list(apikeys.SCOPES), actor=ADMIN)
     loaded.commit()
-    assert _known_good(api, {"Authorization": f"Bearer {key.token}"}, demo_dir) == [201, 200]
+    assert _known_good(api, {"Authorization": f"Bearer {key.token}"}, demo_dir) == [201, 200, 200]
 
 
 def test_every_operation_documents_its_errors(api: FastAPI) -> None:

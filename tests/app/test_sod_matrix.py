@@ -342,7 +342,7 @@ MATRIX: dict[tuple[str, str], Spec] = {
             pre_claim=False,
             path_case=False,
         )
-        for path in ("/api/v1/score", "/api/v1/score:batch")
+        for path in ("/api/v1/score", "/api/v1/score:batch", "/api/v1/score:document")
     },
     ("POST", "/api/v1/documents"): Spec(
         case="clean",
@@ -632,7 +632,7 @@ def _run_cell(
             assert found
             data = {**spec.form(cell), "login_csrf": found.group(1)}
             response = client.post(url, data=data, headers=headers)
-        elif key[1].startswith("/api/v1/score"):
+        elif key[1] in ("/api/v1/score", "/api/v1/score:batch"):
             response = client.post(url, json={}, headers=headers)
         elif key[1].startswith("/api/"):
             files = {"file": ("sod-upload.xml", b"<Invoice/>", "application/xml")}
