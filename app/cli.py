@@ -86,13 +86,30 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+    workers: Annotated[
+        int, typer.Option(help="server processes (production: one per core, behind a balancer)")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="a log line per request (keyed API calls are also in api_calls)")
+    ] = True,
 ) -> None:
     """Run the API and the review UI (migrating the database first)."""
     import uvicorn
 
+    from models.scoring import one_thread_per_process
+
     migrate.upgrade(get_settings().database_url)
+    one_thread_per_process()  # requests run side by side; native pools would fight over cores
     err.print(f"Tollgate on http://{host}:{port}/review  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, reload=reload)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=None if reload else workers,
+        access_log=access_log,
+    )
 
 
 @db_cli.command("upgrade")

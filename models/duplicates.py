@@ -222,18 +222,24 @@ def block_candidates(
     documents: Sequence[CandidateDocument],
     window_days: int = DEFAULT_WINDOW_DAYS,
     gross_band: Decimal = DEFAULT_GROSS_BAND,
+    start: int = 0,
 ) -> list[list[int]]:
     """For each document (in arrival order), the indices of earlier documents worth comparing.
 
     Earlier documents of the same supplier and kind, whose gross is within `gross_band` of
     this one's (or whose net is equal, or either amount is unreadable), at most `window_days`
-    apart when both dates are known.
+    apart when both dates are known. Documents before `start` are history only: indexed, and
+    given no candidates of their own (an empty list).
     """
     groups: dict[tuple[str, str], _Block] = defaultdict(_Block)
     out: list[list[int]] = []
     for index, current in enumerate(documents):
         block = groups[(current.supplier, current.document.kind)]
-        found = []
+        found: list[int] = []
+        if index < start:
+            out.append(found)
+            block.add(index, current.document)
+            continue
         for earlier in sorted(block.near(current.document, gross_band)):
             apart = _days_apart(documents[earlier].document.issue_date, current.document.issue_date)
             if apart is None or apart <= window_days:

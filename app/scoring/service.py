@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,18 +20,19 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.cases.service import DOCUMENT_ADAPTER, CasePolicies, assess
+from app.cases.service import DOCUMENT_ADAPTER, Assessment, CasePolicies, assess
 from app.db.base import utcnow
 from app.db.tables import Case, FindingRow, InvoiceRow, Prediction
 from app.documents.parsing import Parser
 from app.errors import InvalidInput, NotFound
 from app.masterdata.service import to_canonical_po, to_canonical_receipts
-from app.promotions.service import models_disabled
+from app.promotions.service import ALL, kill_switch_states
 from app.scoring import repository
+from app.scoring.batcher import BATCHER
 from app.scoring.inputs import INPUTS, CacheView
 from app.scoring.provider import get_provider
 from app.settings import get_settings
-from governance.routing import route_case
+from governance.routing import Route, route_case
 from models.features import CaseInput, MasterData, RuleFinding
 from models.registry import FAMILIES
 from models.scoring import (
@@ -287,13 +289,30 @@ def score_documents(
     off = disabled_families(session)
     if off >= set(FAMILIES):
         scorer = None  # the kill switch: people decide without model outputs
-    if scorer is None:  # no registered model: the rules' findings alone
-        return [
-            DocumentScore(
-                list(a.result.findings), a.supplier.ref if a.supplier else None, r.queue, []
-            )
-            for a, r in zip(assessed, routes, strict=True)
-        ]
+    scored = None
+    if scorer is not None:  # else no registered model: the rules' findings alone
+        batch = _request_batch(session, documents, assessed, routes, now, history_cap)
+        scored = BATCHER.score(scorer, batch)
+    return [
+        DocumentScore(
+            list(a.result.findings),
+            a.supplier.ref if a.supplier else None,
+            r.queue,
+            [s for s in scored[i] if s.family not in off] if scored is not None else [],
+        )
+        for i, (a, r) in enumerate(zip(assessed, routes, strict=True))
+    ]
+
+
+def _request_batch(
+    session: Session,
+    documents: Sequence[SupplierDocument],
+    assessed: Sequence[Assessment],
+    routes: Sequence[Route],
+    now: datetime,
+    history_cap: int,
+) -> ScoreBatch:
+    """A request's documents as score items, after their suppliers' stored history."""
     view = INPUTS.view(session)
     suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
@@ -321,14 +340,7 @@ def score_documents(
                 ),
             )
         )
-    scored = scorer.score(ScoreBatch(master, history, items))
-    results = [[s for s in r if s.family not in off] for r in scored]
-    return [
-        DocumentScore(
-            list(a.result.findings), a.supplier.ref if a.supplier else None, r.queue, scores
-        )
-        for a, r, scores in zip(assessed, routes, results, strict=True)
-    ]
+    return ScoreBatch(master, history, items)
 
 
 def read_upload(parser: Parser, data: bytes) -> ParsedDocument:
@@ -387,7 +399,8 @@ def _named(scores: Sequence[FamilyScore]) -> list[dict[str, str]]:
 
 def disabled_families(session: Session) -> set[str]:
     """The families whose outputs the kill switch withholds (all of them when it is on for all)."""
-    return {family for family in FAMILIES if models_disabled(session, family)}
+    states = kill_switch_states(session)
+    return set(FAMILIES) if states[ALL] else {f for f in FAMILIES if states[f]}
 
 
 def score_cases(

@@ -8,7 +8,8 @@ world's own documents, ingested after its master data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,13 @@ from app.masterdata.loader import read_master_data
 from app.masterdata.service import load_master_data
 from app.promotions import service as promotions
 from app.scoring import service as scoring
+from app.scoring.batcher import ScoreBatcher
 from app.scoring.inputs import INPUTS
 from app.scoring.provider import get_provider
 from app.settings import Settings, get_settings
+from models.features import CaseInput, MasterData
 from models.registry import CHAMPION, Bundle, Head, LoadedModel, ModelRegistry
-from models.scoring import CaseScorer
+from models.scoring import CaseScorer, FamilyScore, PriorDocument, ScoreBatch, ScoreItem
 from pipelines.canonical import SupplierDocument
 from pipelines.parsers import parse_document
 from training.synth.generator import WorldConfig, generate_world
@@ -556,3 +559,95 @@ def test_cached_inputs_score_exactly_as_a_fresh_read_after_every_kind_of_write(
     repriced = _score_outputs(committed, target)
     assert INPUTS.stats().resets == resets + 1
     assert repriced == _uncached(committed, target)
+
+
+def test_independent_batches_score_together_exactly_as_each_alone(serving: Store) -> None:
+    scorer = get_provider().scorer()
+    assert scorer is not None
+    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:50]
+    docs = [parse_document(p.read_bytes()).document for p in files]
+    data = read_master_data(serving.world / "master")
+    master = MasterData.of(data.purchase_orders, data.goods_receipts)
+
+    def batch(history: list[SupplierDocument], items: list[SupplierDocument]) -> ScoreBatch:
+        return ScoreBatch(
+            master,
+            [PriorDocument(f"h{i}", CaseInput(d, [])) for i, d in enumerate(history)],
+            [ScoreItem(f"i{i}", CaseInput(d, [])) for i, d in enumerate(items)],
+        )
+
+    batches = [
+        batch(docs[:40], docs[40:43]),
+        batch(docs[10:30], docs[43:45]),
+        batch([], docs[45:46]),
+        batch(docs[:45], docs[:1]),  # a re-send of its own history's first document
+    ]
+    together = scorer.score_many(batches)
+    assert together == [scorer.score(b) for b in batches]
+    resend = {s.family: s for s in together[3][0]}["anomaly"]
+    assert resend.output["duplicate_of"] == "h0"  # only its own history, not another batch's
+    assert {s.family: s for s in together[2][0]}["anomaly"].output["candidates"] == []
+
+
+class _GatedScorer(CaseScorer):
+    """The served scorer, holding its first pass until released, failing on a marked item."""
+
+    def __init__(self, real: CaseScorer) -> None:
+        super().__init__(real.models, real.embedder)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.passes: list[int] = []
+
+    def score_many(self, batches: Sequence[ScoreBatch]) -> list[list[list[FamilyScore]]]:
+        self.passes.append(len(batches))
+        self.started.set()
+        self.gate.wait(30)
+        if any(item.ref == "broken" for b in batches for item in b.items):
+            raise ValueError("a broken request")
+        return super().score_many(batches)
+
+
+def test_concurrent_requests_share_a_model_pass_and_a_failure_stays_with_its_own(
+    serving: Store,
+) -> None:
+    real = get_provider().scorer()
+    assert real is not None
+    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:30]
+    docs = [parse_document(p.read_bytes()).document for p in files]
+    master = MasterData({}, {})
+    batches = [
+        ScoreBatch(
+            master,
+            [PriorDocument(f"h{j}", CaseInput(d, [])) for j, d in enumerate(docs[:20])],
+            [ScoreItem("broken" if i == 3 else f"i{i}", CaseInput(docs[20 + i], []))],
+        )
+        for i in range(6)
+    ]
+    gated = _GatedScorer(real)
+    batcher = ScoreBatcher()
+    results: dict[int, object] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = batcher.score(gated, batches[i])
+        except ValueError as exc:
+            results[i] = exc
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert gated.started.wait(30)  # the batcher is busy with request 0
+    others = [threading.Thread(target=call, args=(i,)) for i in range(1, 6)]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(batcher._jobs) < 5 and time.monotonic() < deadline:  # queued behind the busy pass
+        time.sleep(0.01)
+    assert len(batcher._jobs) == 5
+    gated.gate.set()
+    for t in [first, *others]:
+        t.join(60)
+
+    assert gated.passes[:2] == [1, 5]  # the five waiting requests went through together
+    assert isinstance(results[3], ValueError)  # the broken one fails alone ...
+    for i in (0, 1, 2, 4, 5):  # ... and the others get exactly what scoring alone gives
+        assert results[i] == real.score(batches[i])
