@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,18 @@ class CacheView:
         if self._key is None:
             return None
         return self._cache._get(self._key, kind, item)
+
+    def split(self, kind: str, items: Iterable[Hashable]) -> tuple[dict[Any, Any], list[Any]]:
+        """The cached values among `items`, and the items to read (in the order given)."""
+        found: dict[Any, Any] = {}
+        missing: list[Any] = []
+        for item in items:
+            value = self.get(kind, item)
+            if value is None:
+                missing.append(item)
+            else:
+                found[item] = value
+        return found, missing
 
     def put(self, kind: str, item: Hashable, value: Any) -> None:
         """Remember a value this transaction read (ignored when it may not fill)."""

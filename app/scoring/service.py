@@ -92,14 +92,7 @@ class _Order:
 
 
 def _supplier_refs(session: Session, view: CacheView, ids: Iterable[int]) -> dict[int, str]:
-    refs: dict[int, str] = {}
-    missing = []
-    for supplier_id in set(ids):
-        ref = view.get("supplier_ref", supplier_id)
-        if ref is None:
-            missing.append(supplier_id)
-        else:
-            refs[supplier_id] = ref
+    refs, missing = view.split("supplier_ref", set(ids))
     for supplier_id, supplier in repository.suppliers(session, sorted(missing)).items():
         refs[supplier_id] = supplier.ref
         view.put("supplier_ref", supplier_id, supplier.ref)
@@ -107,14 +100,7 @@ def _supplier_refs(session: Session, view: CacheView, ids: Iterable[int]) -> dic
 
 
 def _orders(session: Session, view: CacheView, po_ids: Sequence[int]) -> dict[int, _Order]:
-    found: dict[int, _Order] = {}
-    missing = []
-    for po_id in po_ids:
-        cached = view.get("order", po_id)
-        if cached is None:
-            missing.append(po_id)
-        else:
-            found[po_id] = cached
+    found, missing = view.split("order", po_ids)
     rows = repository.pos_with_lines(session, missing)
     refs = _supplier_refs(session, view, (r.supplier_id for r in rows))
     for row in rows:
@@ -129,14 +115,8 @@ def _orders(session: Session, view: CacheView, po_ids: Sequence[int]) -> dict[in
 
 
 def _receipts(session: Session, view: CacheView, orders: dict[int, _Order]) -> list[GoodsReceipt]:
-    out: list[GoodsReceipt] = []
-    missing = []
-    for po_id in orders:
-        cached = view.get("receipts", po_id)
-        if cached is None:
-            missing.append(po_id)
-        else:
-            out += cached
+    found, missing = view.split("receipts", orders)
+    out: list[GoodsReceipt] = [r for receipts in found.values() for r in receipts]
     rows = repository.receipts_for_pos(session, missing)
     for po_id in missing:
         order = orders[po_id]
@@ -177,14 +157,7 @@ def _history(
     for supplier_id, before in first.items():
         keys += repository.earlier_invoice_keys(session, supplier_id, before, cap)
     keys = sorted(k for k in keys if k[0] not in exclude)
-    found: dict[tuple[int, int | None], PriorDocument] = {}
-    missing = []
-    for key in keys:
-        cached = view.get("document", key)
-        if cached is None:
-            missing.append(key)
-        else:
-            found[key] = cached
+    found, missing = view.split("document", keys)
     if missing:
         rows = repository.invoices_by_ids(session, [invoice_id for invoice_id, _ in missing])
         findings = repository.findings_for(session, [c for _, c in missing if c is not None])
