@@ -39,8 +39,6 @@ class ScoreBatcher:
         self._jobs: deque[_Job] = deque()
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
-        self.passes = 0  # model passes so far, and the jobs they held (for the load bench)
-        self.jobs = 0
 
     def score(self, scorer: CaseScorer, batch: ScoreBatch) -> list[list[FamilyScore]]:
         """Score one batch (blocks until done); the same result as `scorer.score(batch)`."""
@@ -73,8 +71,6 @@ class ScoreBatcher:
     def _run(self) -> None:
         while True:
             group = self._take()
-            self.passes += 1
-            self.jobs += len(group)
             try:
                 results = group[0].scorer.score_many([job.batch for job in group])
             except Exception as exc:
