@@ -38,7 +38,7 @@ class IngestOutcome:
     reasons: list[str] = field(default_factory=list)
 
 
-def _reread_with_supplier_hint(
+def reread_with_supplier_hint(
     session: Session, parser: Parser, data: bytes, parsed: ParsedDocument
 ) -> ParsedDocument:
     """Read a PDF again with what clerks' corrections taught about its supplier's layout."""
@@ -112,7 +112,7 @@ def ingest_bytes(
         log.info("intake.parse_failed", document_id=document.id, code=exc.code.value)
         return IngestOutcome(document, None, created=True)
 
-    parsed = _reread_with_supplier_hint(session, parser, data, parsed)
+    parsed = reread_with_supplier_hint(session, parser, data, parsed)
     document.detected_format = parsed.format.value
     session.flush()
     policies = policies or CasePolicies()

@@ -102,7 +102,7 @@ def _score_upload(
     session: SessionDep, settings: Settings, parser: Parser, data: bytes
 ) -> ScoreDocumentResult:
     """Read the upload and score what was read; nothing is stored."""
-    parsed = service.read_upload(parser, data)
+    parsed = service.read_upload(session, parser, data)
     scored = service.score_documents(
         session,
         [parsed.document],

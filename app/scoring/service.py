@@ -24,6 +24,7 @@ from app.cases.service import DOCUMENT_ADAPTER, Assessment, CasePolicies, assess
 from app.db.base import utcnow
 from app.db.tables import Case, FindingRow, InvoiceRow, Prediction
 from app.documents.parsing import Parser
+from app.documents.service import reread_with_supplier_hint
 from app.errors import InvalidInput, NotFound
 from app.masterdata.service import to_canonical_po, to_canonical_receipts
 from app.promotions.service import ALL, kill_switch_states
@@ -316,10 +317,13 @@ def _request_batch(
     return ScoreBatch(master, history, items)
 
 
-def read_upload(parser: Parser, data: bytes) -> ParsedDocument:
-    """Read exactly one document from an uploaded file, or raise InvalidInput with the code."""
+def read_upload(session: Session, parser: Parser, data: bytes) -> ParsedDocument:
+    """Read exactly one document from an uploaded file, or raise InvalidInput with the code.
+
+    A PDF is read as intake would read it: with what clerks taught about its supplier's layout.
+    """
     try:
-        return parser(data)
+        return reread_with_supplier_hint(session, parser, data, parser(data))
     except ParseError as exc:
         if (
             exc.code is ParseErrorCode.UNSUPPORTED_DOCUMENT

@@ -37,7 +37,10 @@ from app.db.tables import (
     User,
 )
 from app.documents import render
+from app.documents.parsing import InProcessParser
 from app.documents.service import ingest_bytes
+from app.scoring.service import read_upload
+from pipelines.parsers import ParseLimits
 
 __all__ = ["client", "team"]  # fixtures shared with the review-screen tests
 
@@ -281,6 +284,9 @@ def test_correcting_a_field_rematches_learns_a_hint_and_bars_the_corrector_from_
     later_invoice = loaded.get(InvoiceRow, later.invoice_id)
     assert later_invoice is not None and later_invoice.number == "DK-4472"
     assert later_invoice.supplier_id == invoice.supplier_id
+    # Scoring an upload of the supplier's PDF reads it with the same lesson.
+    read = read_upload(loaded, InProcessParser(ParseLimits()), docket_pdf("DK-4473"))
+    assert read.document.number == "DK-4473"
 
 
 def test_confirming_reasons_against_the_model_asks_why(
