@@ -96,10 +96,10 @@ def serve(
     """Run the API and the review UI (migrating the database first)."""
     import uvicorn
 
-    from models.scoring import one_thread_per_process
+    from models.scoring import tune_for_serving
 
     migrate.upgrade(get_settings().database_url)
-    one_thread_per_process()  # requests run side by side; native pools would fight over cores
+    tune_for_serving()  # requests side by side: one native thread each, quick GIL hand-off
     err.print(f"Tollgate on http://{host}:{port}/review  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "app.main:create_app",

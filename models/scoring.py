@@ -353,7 +353,7 @@ def _top(
 # -- the scorer ----------------------------------------------------------------------------
 
 
-def one_thread_per_process() -> None:
+def tune_for_serving() -> None:
     """Tune a process that serves requests side by side: one native thread, quick GIL hand-off.
 
     Measured with two server processes on two cores (bench/score_load.py, PostgreSQL): 90 score
