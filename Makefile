@@ -53,6 +53,9 @@ demo-world: $(STAMP)  ## generate a synthetic world (DEMO_INVOICES=2000), train,
 	  --name "Carl Controller" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
 	TOLLGATE_DEMO_PASSWORD=tollgate-demo $(BIN)/tollgate users add mia --role ml_engineer \
 	  --name "Mia ML" --password-env TOLLGATE_DEMO_PASSWORD --exists-ok
+	# A key for other systems (shown once; kept in the demo folder for the demo only).
+	$(BIN)/tollgate api-keys create --name demo-erp --scopes score,cases:read,documents:write \
+	  > $(DEMO_DIR)/api-key.txt
 	# A promotion request waiting for a controller (carl) at /review/promotions.
 	$(BIN)/tollgate models promote reason --version 1 --by mia || true
 
