@@ -880,7 +880,8 @@ class _Matcher:
             self.add(
                 R.DUPLICATE,
                 f"Same supplier, number ({original.number}), amount and kind as document "
-                f"{original.document_id} of {original.issue_date}.",
+                f"{original.document_id}"
+                + (f" of {original.issue_date}." if original.issue_date else "."),
                 details={"duplicate_of": original.document_id, "number": original.number or ""},
             )
         match_type: Literal["3-way", "2-way", "none"] = "none"

@@ -876,6 +876,14 @@ def test_duplicate_is_not_also_over_billing() -> None:
         TolerancePolicy(),
     )
     assert [f.code for f in result.findings] == [R.DUPLICATE]
+    assert result.findings[0].message.endswith("as document 7 of 2026-09-20.")
+
+
+def test_a_duplicate_of_an_undated_document_is_named_without_a_date() -> None:
+    undated = replace(PRIOR, issue_date=None)
+    result = match_document(invoice(), ctx(prior_documents=[undated]), TolerancePolicy())
+    duplicate = next(f for f in result.findings if f.code is R.DUPLICATE)
+    assert duplicate.message.endswith("amount and kind as document 7.")
 
 
 def test_missing_data_names_each_field() -> None:
