@@ -17,22 +17,19 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from fastapi import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError
+from app.errors import AppError, PayloadTooLarge
 from app.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Room for the multipart boundaries and part headers around an uploaded file.
 MULTIPART_SLACK = 64 * 1024
@@ -341,3 +338,17 @@ def with_retry_after(response: Any, exc: Exception) -> Any:
         response.status_code = 429
         response.headers["Retry-After"] = str(retry_after_header(exc.retry_after))
     return response
+
+
+UPLOAD_CHUNK = 64 * 1024
+
+
+async def read_bounded_upload(file: UploadFile, limit: int) -> bytes:
+    """An uploaded file's bytes, refused with 413 as soon as they pass `limit`."""
+    chunks, size = [], 0
+    while chunk := await file.read(UPLOAD_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file is larger than the {limit} byte upload limit")
+        chunks.append(chunk)
+    return b"".join(chunks)

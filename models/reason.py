@@ -467,9 +467,10 @@ def from_bundle(folder: Path, spec: Mapping[str, Any]) -> ReasonModel:
     return model
 
 
-def reason_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
-    """The registry head of kind "reason": `head_matrix` rows -> calibrated P per code."""
-    model = from_bundle(folder, spec)
+def head_for(
+    model: ReasonModel, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> Head:
+    """A registry head over `model`: `head_matrix` rows -> calibrated P per code."""
     features = tuple(spec["features"])
     case_names = list(features[: len(features) - len(TEXT_FIELDS) * DIMENSIONS])
     width = len(case_names)
@@ -493,8 +494,13 @@ def reason_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
         outputs=tuple(spec["outputs"]),
         categorical={},
         compute=compute,
-        meta=spec.get("meta", {}),
+        meta=spec.get("meta", {}) if meta is None else meta,
     )
+
+
+def reason_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
+    """The registry head of kind "reason", read from its bundle."""
+    return head_for(from_bundle(folder, spec), name, spec)
 
 
 # Importing this module teaches `ModelRegistry.load("reason")` the head kind.

@@ -106,31 +106,7 @@ def _explainable_reason(folder: Path, name: str, spec: Mapping[str, Any]) -> Hea
     for code_model in model.codes.values():
         if isinstance(code_model.classifier, reason_module.BoosterClassifier):
             code_model.classifier = _SingleThreadBooster(code_model.classifier.booster_)
-    features = tuple(spec["features"])
-    width = len(features) - len(reason_module.TEXT_FIELDS) * DIMENSIONS
-    case_names = list(features[:width])
-
-    def compute(x: FloatArray) -> dict[str, FloatArray]:
-        n = x.shape[0]
-        # Embeddings are float32 upstream; the PCA must see the same dtype as in training.
-        case = CaseFeatures(
-            case_names,
-            x[:, :width],
-            [[] for _ in range(n)],
-            [""] * n,
-            x[:, width:].astype(np.float32),
-        )
-        matrix = model.probability_matrix(case)
-        return {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
-
-    return Head(
-        name=name,
-        features=features,
-        outputs=tuple(spec["outputs"]),
-        categorical={},
-        compute=compute,
-        meta={**spec.get("meta", {}), EXPLAINER: model},
-    )
+    return reason_module.head_for(model, name, spec, {**spec.get("meta", {}), EXPLAINER: model})
 
 
 def _fast_isolation_forest(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:

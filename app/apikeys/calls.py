@@ -21,13 +21,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.apikeys import repository
 from app.db.base import utcnow
@@ -36,11 +35,6 @@ from app.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The request-state attribute the `api_key` dependency sets to the caller's public key id.
 STATE_KEY_ID = "api_key_id"

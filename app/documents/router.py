@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from app.deps import BlobsDep, CasesReader, DocumentsWriter, ParserDep, SessionDep, SettingsDep
 from app.documents import repository, service
 from app.documents.schemas import DocumentOut, DocumentPage, IngestResult
-from app.errors import InvalidInput, PayloadTooLarge
+from app.errors import InvalidInput
+from app.limits import read_bounded_upload
 from pipelines.parsers import ParseLimits
 
 # Bounds that keep offsets and ids inside a database integer: a larger value is a 422, not a 500.
@@ -18,8 +19,6 @@ MAX_PAGE = 100_000
 MAX_ID = 2**31 - 1
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
-
-CHUNK = 64 * 1024
 
 
 @router.post(
@@ -42,18 +41,11 @@ async def upload_document(
     file: Annotated[UploadFile, File(description="invoice, credit note or claim")],
 ) -> IngestResult | JSONResponse:
     """Store a document, read it, match it and open a case."""
-    chunks, size = [], 0
-    while chunk := await file.read(CHUNK):
-        size += len(chunk)
-        if size > settings.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"the file is larger than the {settings.max_upload_bytes} byte upload limit"
-            )
-        chunks.append(chunk)
+    data = await read_bounded_upload(file, settings.max_upload_bytes)
     outcome = service.ingest_bytes(
         session,
         blobs,
-        b"".join(chunks),
+        data,
         filename=file.filename,
         media_type=file.content_type,
         channel="api",

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.audit.service import Actor
 from app.deps import ParserDep, SessionDep, SettingsDep, api_key
 from app.documents.parsing import Parser
-from app.errors import PayloadTooLarge
+from app.limits import read_bounded_upload
 from app.scoring import service
 from app.scoring.provider import get_provider
 from app.scoring.schemas import (
@@ -33,8 +33,6 @@ log = structlog.get_logger(__name__)
 # Error responses (401/403/413/422/429) are documented for every keyed route by app/api_docs.py.
 router = APIRouter(prefix="/api/v1", tags=["scoring"])
 Scorer = Annotated[Actor, Depends(api_key("score"))]
-
-CHUNK = 64 * 1024
 
 
 def _outputs(scored: service.DocumentScore) -> dict[str, Any]:
@@ -144,13 +142,6 @@ async def score_document(
     ],
 ) -> ScoreDocumentResult:
     """Read an uploaded file and score it like POST /score; no document or case is stored."""
-    chunks, size = [], 0
-    while chunk := await file.read(CHUNK):
-        size += len(chunk)
-        if size > settings.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"the file is larger than the {settings.max_upload_bytes} byte upload limit"
-            )
-        chunks.append(chunk)
+    data = await read_bounded_upload(file, settings.max_upload_bytes)
     # Parsing waits on a sandbox worker and scoring runs the models: off the event loop.
-    return await run_in_threadpool(_score_upload, session, settings, parser, b"".join(chunks))
+    return await run_in_threadpool(_score_upload, session, settings, parser, data)

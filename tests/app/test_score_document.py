@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from model_store import train_store
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from app.apikeys import service as apikeys
 from app.audit.service import Actor
-from app.cli import cli
 from app.db.tables import Case, Document, InvoiceRow, Prediction
 from app.main import create_app
 from app.masterdata.loader import read_master_data
@@ -32,7 +31,7 @@ from pipelines.writers.csv_invoices import write_csv
 from training.synth.generator import WorldConfig, generate_world
 from training.synth.output import file_stem, write_world
 from training.synth.pdf import render_pdf
-from training.train import TrainResult, train_family
+from training.train import TrainResult
 
 ADMIN = Actor("admin", "admin")
 ROUTE = "/api/v1/score:document"
@@ -64,23 +63,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         for g in world.documents
         if not g.supplier.facturx and g.document.kind == "invoice"
     )
-    findings = world_dir / "findings.jsonl"
-    result = CliRunner().invoke(
-        cli, ["eval", "match", "--world", str(world_dir), "--findings-out", str(findings)]
-    )
-    assert result.exit_code in (0, 1), result.output  # 1: a rule bar missed; findings written
-    (root / "mlflow").mkdir()
-    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-    embeddings = root / "embeddings"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)  # restored by the context (see test_scoring)
-        patch.setenv("TOLLGATE_EMBEDDING_CACHE", str(embeddings))
-        trained = {
-            family: train_family(
-                family, world=world_dir, tracking_uri=uri, cards_dir=root / "cards"
-            )
-            for family in ("reason", "anomaly", "delay")
-        }
+    uri, embeddings, trained = train_store(root, world_dir)
     ubl = [
         world_dir / "documents" / "ubl" / f"{file_stem(position, g)}.xml"
         for position, g in enumerate(world.documents, start=1)

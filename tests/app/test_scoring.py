@@ -16,15 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from model_store import train_store
 from review_fixtures import fresh_database
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
 
 from app.apikeys import service as apikeys
 from app.audit.service import Actor
 from app.blobs import BlobStore
-from app.cli import cli
 from app.db.session import transaction
 from app.db.tables import AuditEvent, Case, InvoiceRow, Prediction, PurchaseOrderLineRow
 from app.documents.service import ingest_bytes
@@ -44,7 +43,7 @@ from pipelines.canonical import SupplierDocument
 from pipelines.parsers import parse_document
 from training.synth.generator import WorldConfig, generate_world
 from training.synth.output import write_world
-from training.train import TrainResult, train_family
+from training.train import TrainResult
 
 CLERK = Actor("clerk-1", "clerk")
 ADMIN = Actor("admin", "admin")
@@ -65,28 +64,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     root = tmp_path_factory.mktemp("scoring-store")
     world = root / "world"
     write_world(generate_world(WorldConfig(invoices=240, seed=29)), world, pdf=False)
-    findings = world / "findings.jsonl"
-    result = CliRunner().invoke(
-        cli, ["eval", "match", "--world", str(world), "--findings-out", str(findings)]
-    )
-    assert result.exit_code in (0, 1), result.output  # 1: a rule bar missed; findings written
-    (root / "mlflow").mkdir()
-    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-    embeddings = root / "embeddings"
-    with pytest.MonkeyPatch.context() as patch:
-        # MLflow's set_tracking_uri exports MLFLOW_TRACKING_URI; setting it here first makes
-        # the context restore the original (delenv of an unset name records nothing).
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("TOLLGATE_EMBEDDING_CACHE", str(embeddings))
-        trained = {
-            family: train_family(family, world=world, tracking_uri=uri, cards_dir=root / "cards")
-            for family in ("reason", "anomaly", "delay")
-        }
-        other = train_family(
-            "delay", world=world, tracking_uri=uri, cards_dir=root / "cards", params={"seed": 3}
-        )
-    trained["delay"] = other  # the newest version carries `challenger`
-    yield Store(uri, world, embeddings, trained, ("1", other.version))
+    uri, embeddings, trained = train_store(root, world, extra_delay_seed=3)
+    yield Store(uri, world, embeddings, trained, ("1", trained["delay"].version))
 
 
 @pytest.fixture(autouse=True)
