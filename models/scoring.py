@@ -452,6 +452,7 @@ class CaseScorer:
         single = CaseFeatures(
             case_names, case_matrix, target.descriptions, target.notes, target.text
         )
+        inputs = explainer.inputs(single) if isinstance(explainer, ReasonModel) else None
         results = []
         for row in range(len(target)):
             probabilities = {code: float(outputs[code][row]) for code in head.outputs}
@@ -465,7 +466,9 @@ class CaseScorer:
                 best = max(probabilities, key=lambda c: probabilities[c])
                 explanation = [
                     _entry(name, c, f"{best}: {words}")
-                    for name, c, words in explainer.explain(single, self.top, row=row, code=best)
+                    for name, c, words in explainer.explain(
+                        single, self.top, row=row, code=best, inputs=inputs
+                    )
                 ]
             results.append(
                 (

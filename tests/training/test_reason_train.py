@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 import models.reason
 from app.cli import cli
 from models.embeddings import TextEmbedder
-from models.reason import ReasonModel, embed_texts, from_bundle, head_matrix, to_bundle
+from models.reason import (
+    ReasonModel,
+    calibrate,
+    embed_texts,
+    from_bundle,
+    head_matrix,
+    to_bundle,
+)
 from models.registry import CHALLENGER, ModelRegistry
 from pipelines.reasons import ReasonCode
 from training.reason_data import ReasonWorld, load_world
@@ -191,6 +198,29 @@ def test_from_bundle_round_trip_keeps_predictions_and_explanations(
     # A bundle written from a bundle is the same bundle.
     (tmp_path / "again").mkdir()
     assert to_bundle(again, tmp_path / "again") == spec
+
+
+def test_calibration_shortcut_equals_scikit_learn(trained: Trained) -> None:
+    # Out-of-range, exactly-on-threshold and in-between raw scores, per code.
+    grid = np.concatenate([[-1.0, 0.0, 1.0, 2.0], np.linspace(0.0, 1.0, 2001)])
+    for code, model in trained.model.codes.items():
+        raw = np.concatenate([grid, model.calibrator.X_thresholds_])
+        expected = model.calibrator.predict(raw)
+        assert np.allclose(calibrate(model.calibrator, raw), expected, rtol=0, atol=1e-12), code
+
+
+def test_explanations_from_precomputed_inputs_are_the_same(trained: Trained) -> None:
+    features = trained.loaded.features.rows(range(40))
+    inputs = trained.model.inputs(features)
+    assert np.array_equal(
+        trained.model.probability_matrix(features, inputs),
+        trained.model.probability_matrix(features),
+    )
+    for row in range(len(features)):
+        for code in list(trained.model.codes)[:3]:
+            assert trained.model.explain(
+                features, row=row, code=code, inputs=inputs
+            ) == trained.model.explain(features, row=row, code=code)
 
 
 def test_evaluator_scores_the_registered_version(trained: Trained) -> None:
