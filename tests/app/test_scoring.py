@@ -165,7 +165,7 @@ def test_ingest_scores_every_case_with_three_named_models(
             for entry in row.explanation:
                 assert set(entry) == {"feature", "contribution", "text"}
                 assert entry["text"]
-        # Reason and delay explanations come from pred_contrib: never empty.
+        # Reason and delay explanations are feature contributions: never empty.
         assert got["reason"].explanation and got["delay"].explanation
 
     # Any document the world marks as a re-send of an earlier one in the batch is named.
