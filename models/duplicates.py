@@ -218,6 +218,37 @@ class _Block:
         return found
 
 
+class CandidateIndex:
+    """Documents in arrival order, blocked by supplier and kind and indexed by amount."""
+
+    def __init__(self) -> None:
+        self.documents: list[CandidateDocument] = []
+        self._blocks: dict[tuple[str, str], _Block] = defaultdict(_Block)
+
+    def add(self, current: CandidateDocument) -> None:
+        """Index the next document (its position is `len(documents)` before the call)."""
+        self._blocks[(current.supplier, current.document.kind)].add(
+            len(self.documents), current.document
+        )
+        self.documents.append(current)
+
+    def candidates(
+        self, current: CandidateDocument, window_days: int, gross_band: Decimal
+    ) -> list[int]:
+        """Positions of the indexed documents worth comparing with `current`, ascending."""
+        block = self._blocks.get((current.supplier, current.document.kind))
+        if block is None:
+            return []
+        found: list[int] = []
+        for earlier in sorted(block.near(current.document, gross_band)):
+            apart = _days_apart(
+                self.documents[earlier].document.issue_date, current.document.issue_date
+            )
+            if apart is None or apart <= window_days:
+                found.append(earlier)
+        return found
+
+
 def block_candidates(
     documents: Sequence[CandidateDocument],
     window_days: int = DEFAULT_WINDOW_DAYS,
@@ -231,21 +262,11 @@ def block_candidates(
     apart when both dates are known. Documents before `start` are history only: indexed, and
     given no candidates of their own (an empty list).
     """
-    groups: dict[tuple[str, str], _Block] = defaultdict(_Block)
+    index = CandidateIndex()
     out: list[list[int]] = []
-    for index, current in enumerate(documents):
-        block = groups[(current.supplier, current.document.kind)]
-        found: list[int] = []
-        if index < start:
-            out.append(found)
-            block.add(index, current.document)
-            continue
-        for earlier in sorted(block.near(current.document, gross_band)):
-            apart = _days_apart(documents[earlier].document.issue_date, current.document.issue_date)
-            if apart is None or apart <= window_days:
-                found.append(earlier)
-        out.append(found)
-        block.add(index, current.document)
+    for position, current in enumerate(documents):
+        out.append(index.candidates(current, window_days, gross_band) if position >= start else [])
+        index.add(current)
     return out
 
 
@@ -618,8 +639,11 @@ def _log_ratio(value: Decimal, history: list[Decimal]) -> float | None:
     return float(np.log(float(value / median)))
 
 
-class _PriceHistory:
-    """Each supplier's earlier prices per item, nets and invoices per day and PO."""
+class PriceHistory:
+    """Each supplier's earlier prices per item, nets and invoices per day and PO.
+
+    `row` only reads, so a history built once may serve many documents after it.
+    """
 
     def __init__(self) -> None:
         self.prices: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
@@ -633,26 +657,32 @@ class _PriceHistory:
         return (current.supplier, doc.issue_date, po)
 
     def row(self, current: CandidateDocument) -> list[float]:
+        """The price features of `current` against what was observed before it."""
         doc = current.document
         ratios = [
             r
             for line in doc.lines
             if line.item_id
-            for r in [_log_ratio(line.unit_price, self.prices[(current.supplier, line.item_id)])]
+            for r in [
+                _log_ratio(line.unit_price, self.prices.get((current.supplier, line.item_id), []))
+            ]
             if r is not None
         ]
         net = doc.totals.tax_exclusive
-        net_ratio = _log_ratio(net, self.nets[current.supplier]) if net is not None else None
+        net_ratio = (
+            _log_ratio(net, self.nets.get(current.supplier, [])) if net is not None else None
+        )
         day_key = self._day_key(current)
         return [
             max(ratios, key=abs) if ratios else 0.0,
             float(bool(ratios)),
             net_ratio if net_ratio is not None else 0.0,
-            float(self.same_day[day_key]) if day_key[2] is not None else 0.0,
+            float(self.same_day.get(day_key, 0)) if day_key[2] is not None else 0.0,
             float(np.log10(1.0 + abs(float(net)))) if net is not None else 0.0,
         ]
 
     def observe(self, current: CandidateDocument) -> None:
+        """Add an invoice's prices, net and day to its supplier's history."""
         doc = current.document
         if doc.kind != "invoice":
             return
@@ -669,7 +699,7 @@ def price_features(documents: Sequence[CandidateDocument], start: int = 0) -> ND
 
     The documents before `start` are history only: observed, not given a row of their own.
     """
-    history = _PriceHistory()
+    history = PriceHistory()
     rows: list[list[float]] = []
     for index, current in enumerate(documents):
         if index >= start:

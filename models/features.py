@@ -12,6 +12,7 @@ not "f17". Text (line descriptions, notes) travels beside the numbers for the em
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections import defaultdict
@@ -464,13 +465,24 @@ def _po_price_index(master: MasterData) -> dict[str, list[tuple[date, float]]]:
 
 
 class HistoryFeatures:
-    """Supplier history from the documents seen so far; `observe` after featurising each one."""
+    """Supplier history from the documents seen so far; `observe` after featurising each one.
+
+    `features` only reads: a history observed once may featurise many documents after it,
+    each against its own master data (`reading`).
+    """
 
     def __init__(self, master: MasterData) -> None:
         self.master = master
         self.state: dict[str, _SupplierState] = defaultdict(_SupplierState)
         self.po_prices = _po_price_index(master)
         self.po_billed: dict[str, float] = defaultdict(float)
+
+    def reading(self, master: MasterData) -> HistoryFeatures:
+        """The same observed history against other master data (shared: observe on neither)."""
+        other = copy.copy(self)
+        other.master = master
+        other.po_prices = _po_price_index(master)
+        return other
 
     @staticmethod
     def supplier_key(case: CaseInput) -> str:
@@ -481,15 +493,17 @@ class HistoryFeatures:
     def features(self, case: CaseInput) -> dict[str, float]:
         """History features of `case` from earlier documents only."""
         doc = case.document
-        st = self.state[self.supplier_key(case)]
+        st = self.state.get(self.supplier_key(case)) or _SupplierState()
         n = st.docs
         out: dict[str, float] = {
             "supplier_docs_before": float(n),
             "supplier_exception_rate": st.with_findings / n if n else NAN,
-            "supplier_price_variance_rate": st.codes[ReasonCode.PRICE_VARIANCE] / n if n else NAN,
+            "supplier_price_variance_rate": (
+                st.codes.get(ReasonCode.PRICE_VARIANCE, 0) / n if n else NAN
+            ),
             "supplier_freight_rate": st.freight / n if n else NAN,
             "supplier_over_received_rate": (
-                st.codes[ReasonCode.QTY_OVER_RECEIVED] / n if n else NAN
+                st.codes.get(ReasonCode.QTY_OVER_RECEIVED, 0) / n if n else NAN
             ),
         }
         gross = _f(doc.gross)
@@ -522,7 +536,9 @@ class HistoryFeatures:
             else NAN
         )
         out["po_billed_before"] = (
-            self.po_billed[po.number] / float(po.amount) if po is not None and po.amount else NAN
+            self.po_billed.get(po.number, 0.0) / float(po.amount)
+            if po is not None and po.amount
+            else NAN
         )
         # The nearest earlier document of the same kind: a re-sent copy differs by cents.
         best_gap, best_number, best_days = NAN, 0.0, NAN

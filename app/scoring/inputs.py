@@ -1,4 +1,4 @@
-"""An in-process cache of scoring inputs: validated history documents, POs, supplier refs.
+"""An in-process cache of scoring inputs: history documents and their index, POs, suppliers.
 
 Scoring a document reads its supplier's last documents (up to `scoring_history_cap`), the POs
 that ordered its items and their receipts. Reading and validating them again on every call cost
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.db.epochs import has_written, read_token
 
 DOCUMENTS_CAP = 50_000  # history documents (a few kB each once validated)
+INDEX_CAP = 1_000  # history indexes (one per supplier history; up to ~200 kB each)
 MASTER_CAP = 20_000  # POs, item groups and suppliers
 
 
@@ -42,7 +43,7 @@ class InputCache:
 
     def __init__(self, documents_cap: int = DOCUMENTS_CAP, master_cap: int = MASTER_CAP) -> None:
         self._lock = threading.Lock()
-        self._caps = {"document": documents_cap}
+        self._caps = {"document": documents_cap, "history_index": INDEX_CAP}
         self._master_cap = master_cap
         self._stores: dict[str, OrderedDict[Hashable, Any]] = {}
         self._key: tuple[str, str] | None = None

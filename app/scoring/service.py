@@ -40,6 +40,7 @@ from models.scoring import (
     CaseScorer,
     DelayContext,
     FamilyScore,
+    HistoryIndex,
     PriorDocument,
     ScoreBatch,
     ScoreItem,
@@ -150,11 +151,14 @@ def _master(
     return master, targets
 
 
+HistoryKey = tuple[int, int | None]  # (invoice id, case id)
+
+
 def _history(
     session: Session, view: CacheView, first: dict[int, int], exclude: set[int], cap: int
-) -> list[PriorDocument]:
+) -> tuple[list[HistoryKey], list[PriorDocument]]:
     """Each supplier's documents before its first one being scored, capped, in arrival order."""
-    keys: list[tuple[int, int | None]] = []
+    keys: list[HistoryKey] = []
     for supplier_id, before in first.items():
         keys += repository.earlier_invoice_keys(session, supplier_id, before, cap)
     keys = sorted(k for k in keys if k[0] not in exclude)
@@ -177,7 +181,7 @@ def _history(
             )
             view.put("document", key, prior)
             found[key] = prior
-    return [found[k] for k in keys]
+    return keys, [found[k] for k in keys]
 
 
 def build_batch(
@@ -191,7 +195,7 @@ def build_batch(
     for _, invoice, _ in targets:
         if invoice.supplier_id is not None:
             first.setdefault(invoice.supplier_id, invoice.id)
-    history = _history(session, view, first, {i.id for _, i, _ in targets}, history_cap)
+    _, history = _history(session, view, first, {i.id for _, i, _ in targets}, history_cap)
     findings = repository.findings_for(session, [c.id for c, _, _ in targets])
     po_ids = sorted({i.purchase_order_id for _, i, _ in targets if i.purchase_order_id})
     master, orders = _master(session, view, po_ids)
@@ -290,7 +294,13 @@ def _request_batch(
     view = INPUTS.view(session)
     suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
-    history = _history(session, view, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
+    keys, history = _history(session, view, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
+    history_index = None
+    if len(documents) == 1:  # what ScoreBatch.indexed scores from
+        history_index = view.get("history_index", tuple(keys))
+        if history_index is None:
+            history_index = HistoryIndex.build(history)
+            view.put("history_index", tuple(keys), history_index)
     po_ids = sorted({a.purchase_order_id for a in assessed if a.purchase_order_id})
     master, orders = _master(session, view, po_ids)
     waiting = repository.open_case_counts(session, sorted({r.queue for r in routes}))
@@ -314,7 +324,7 @@ def _request_batch(
                 ),
             )
         )
-    return ScoreBatch(master, history, items)
+    return ScoreBatch(master, history, items, history_index)
 
 
 def read_upload(session: Session, parser: Parser, data: bytes) -> ParsedDocument:

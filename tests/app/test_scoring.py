@@ -7,6 +7,7 @@ world's own documents, ingested after its master data.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,14 @@ from app.scoring.provider import get_provider
 from app.settings import Settings, get_settings
 from models.features import CaseInput, MasterData
 from models.registry import CHAMPION, Bundle, Head, LoadedModel, ModelRegistry
-from models.scoring import CaseScorer, FamilyScore, PriorDocument, ScoreBatch, ScoreItem
+from models.scoring import (
+    CaseScorer,
+    FamilyScore,
+    HistoryIndex,
+    PriorDocument,
+    ScoreBatch,
+    ScoreItem,
+)
 from pipelines.canonical import SupplierDocument
 from pipelines.parsers import parse_document
 from training.synth.generator import WorldConfig, generate_world
@@ -566,6 +574,32 @@ def test_independent_batches_score_together_exactly_as_each_alone(serving: Store
     resend = {s.family: s for s in together[3][0]}["anomaly"]
     assert resend.output["duplicate_of"] == "h0"  # only its own history, not another batch's
     assert {s.family: s for s in together[2][0]}["anomaly"].output["candidates"] == []
+
+
+def test_a_history_index_scores_exactly_as_going_through_the_history(serving: Store) -> None:
+    scorer = get_provider().scorer()
+    assert scorer is not None
+    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:120]
+    docs = [parse_document(p.read_bytes()).document for p in files]
+    data = read_master_data(serving.world / "master")
+    master = MasterData.of(data.purchase_orders, data.goods_receipts)
+    history = [PriorDocument(f"h{i}", CaseInput(d, [])) for i, d in enumerate(docs[:100])]
+    index = HistoryIndex.build(history)
+    frozen = pickle.dumps(index)
+    # Later documents, and re-sends of history documents (duplicate candidates, same-day POs).
+    items = docs[100:] + docs[:10]
+    duplicates = 0
+    for i, doc in enumerate(items):
+        item = [ScoreItem(f"i{i}", CaseInput(doc, []))]
+        indexed = scorer.score(ScoreBatch(master, history, item, index))
+        assert indexed == scorer.score(ScoreBatch(master, history, item))
+        anomaly = {s.family: s for s in indexed[0]}["anomaly"].output
+        duplicates += anomaly["duplicate_of"] is not None
+    assert duplicates >= 5  # the re-sends were found through the index
+    assert pickle.dumps(index) == frozen  # scoring from an index never changes it
+    # Several items: later ones see earlier ones, so the index is not used.
+    several = ScoreBatch(master, history, [ScoreItem("a", CaseInput(docs[0], []))] * 2, index)
+    assert several.indexed is None
 
 
 class _GatedScorer(CaseScorer):
