@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -63,6 +63,8 @@ from pipelines.normalise import (
 from pipelines.reasons import ReasonCode
 from pipelines.resolve import SupplierCandidate, resolve_supplier
 
+T = TypeVar("T")
+
 DOCUMENT_ADAPTER: TypeAdapter[Invoice | CreditNote | Claim] = TypeAdapter(AnySupplierDocument)
 
 
@@ -75,25 +77,57 @@ class CasePolicies:
 
 
 @dataclass(frozen=True)
+class KnownSupplier:
+    """A master-data supplier as matching reads it."""
+
+    id: int
+    ref: str
+    record: SupplierRecord
+
+
+@dataclass(frozen=True)
+class KnownOrder:
+    """A stored PO, in canonical form with its receipts, as matching reads it."""
+
+    id: int
+    order: PurchaseOrder
+    receipts: tuple[GoodsReceipt, ...]
+
+
+class MasterCache(Protocol):
+    """A cache of master-data reads valid beyond one transaction (app.scoring.inputs.CacheView)."""
+
+    def get(self, kind: str, item: Hashable) -> Any:
+        """The cached value, or None."""
+
+    def put(self, kind: str, item: Hashable, value: Any) -> None:
+        """Remember a value."""
+
+
+@dataclass(frozen=True)
 class Assessment:
     """What resolution and matching found for a document, before anything is stored."""
 
-    supplier: Supplier | None
+    supplier: KnownSupplier | None
     purchase_order_id: int | None
     result: MatchResult
 
 
-def _record(supplier: Supplier) -> SupplierRecord:
-    return SupplierRecord(
-        ref=supplier.ref,
-        name=supplier.name,
-        vat_id=supplier.vat_id,
-        ibans=tuple(a.iban for a in supplier.bank_accounts),
-        blocked=supplier.blocked,
+def _known(supplier: Supplier) -> KnownSupplier:
+    return KnownSupplier(
+        supplier.id,
+        supplier.ref,
+        SupplierRecord(
+            ref=supplier.ref,
+            name=supplier.name,
+            vat_id=supplier.vat_id,
+            ibans=tuple(a.iban for a in supplier.bank_accounts),
+            blocked=supplier.blocked,
+        ),
     )
 
 
-def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | None:
+def resolve_known_supplier(session: Session, doc: SupplierDocument) -> KnownSupplier | None:
     """The master-data supplier of a document, by VAT id, IBAN or a name its VAT id allows."""
     vat = normalise_vat_id(doc.supplier.vat_id) if doc.supplier.vat_id else None
     iban = normalise_iban(doc.bank_iban) if doc.bank_iban else None
@@ -106,10 +140,13 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
             ("suppliers", *found_by),
             functools.partial(masterdata.suppliers_by_vat_or_iban, session, *found_by),
         )
-        candidates = [SupplierCandidate(s.ref, s.name, s.vat_id, _record(s).ibans) for s in exact]
+        candidates = [
+            SupplierCandidate(s.ref, s.name, s.vat_id, tuple(a.iban for a in s.bank_accounts))
+            for s in exact
+        ]
         found = resolve_supplier(vat, iban, doc.supplier, candidates) if exact else None
         if found is not None:
-            return next(s for s in exact if s.ref == found.ref)
+            return _known(next(s for s in exact if s.ref == found.ref))
     names = masterdata.memo(session, ("names",), lambda: masterdata.supplier_names(session))
     candidates = [SupplierCandidate(ref=ref, name=name) for _, ref, name in names]
     found = resolve_supplier(None, None, doc.supplier, candidates)
@@ -124,11 +161,11 @@ def resolve_supplier_row(session: Session, doc: SupplierDocument) -> Supplier | 
         # business, and a wrong supplier is worse than none (VENDOR_UNKNOWN goes to a clerk).
         # An unknown IBAN does not veto a name: that is a known supplier's new bank account.
         return None
-    return supplier
+    return _known(supplier) if supplier is not None else None
 
 
 def _prior_documents(
-    session: Session, supplier: Supplier, doc: SupplierDocument, before_invoice_id: int | None
+    session: Session, supplier_id: int, doc: SupplierDocument, before_invoice_id: int | None
 ) -> list[PriorDocument]:
     numbers = []
     if doc.number:
@@ -139,12 +176,12 @@ def _prior_documents(
     rows: dict[int, InvoiceRow] = {}
     if numbers:
         for row in documents_repository.supplier_invoices_by_numbers(
-            session, supplier.id, numbers, before_invoice_id
+            session, supplier_id, numbers, before_invoice_id
         ):
             rows[row.id] = row
     if billing_reference:
         for row in documents_repository.supplier_credits_for(
-            session, supplier.id, normalise_invoice_number(billing_reference), before_invoice_id
+            session, supplier_id, normalise_invoice_number(billing_reference), before_invoice_id
         ):
             rows[row.id] = row
     return [
@@ -162,10 +199,8 @@ def _prior_documents(
     ]
 
 
-def _find_po(session: Session, reference: str | None) -> PurchaseOrderRow | None:
-    if not reference:
-        return None
-    return masterdata.memo(
+def _known_order(session: Session, reference: str) -> KnownOrder | None:
+    row: PurchaseOrderRow | None = masterdata.memo(
         session,
         ("po", reference),
         lambda: (
@@ -173,6 +208,34 @@ def _find_po(session: Session, reference: str | None) -> PurchaseOrderRow | None
             or masterdata.po_by_number(session, normalise_po_reference(reference))
         ),
     )
+    if row is None:
+        return None
+    po_id, supplier_id = row.id, row.supplier_id
+    supplier = masterdata.memo(
+        session, ("supplier", supplier_id), lambda: masterdata.supplier_by_id(session, supplier_id)
+    )
+    receipts = masterdata.memo(
+        session, ("receipts", po_id), lambda: masterdata.receipts_for_po(session, po_id)
+    )
+    return KnownOrder(
+        po_id,
+        to_canonical_po(row, supplier.ref if supplier else ""),
+        tuple(
+            to_canonical_receipts(
+                receipts, row.number, {line.id: line.line_no for line in row.lines}
+            )
+        ),
+    )
+
+
+def _through(cache: MasterCache | None, kind: str, key: Hashable, read: Callable[[], T]) -> T:
+    """`read()`, or what the cache holds for it (None results included)."""
+    if cache is not None and (held := cache.get(kind, key)) is not None:
+        return cast(T, held[0])
+    value = read()
+    if cache is not None:
+        cache.put(kind, key, (value,))
+    return value
 
 
 def assess(
@@ -182,50 +245,47 @@ def assess(
     *,
     document_id: int | None = None,
     existing: tuple[int, int] | None = None,
+    cache: MasterCache | None = None,
 ) -> Assessment:
     """Resolve supplier and PO, gather receipts and history, and run the 3-way match.
 
     `existing` is (invoice id, case id) when a stored case is matched again: only what came
-    before it counts as billed before or as an earlier duplicate.
+    before it counts as billed before or as an earlier duplicate. `cache` keeps the supplier
+    and PO reads across transactions (scoring); what was billed and earlier documents are
+    always read.
     """
     before_invoice, before_case = existing if existing else (None, None)
-    supplier = resolve_supplier_row(session, doc)
-    po_row = _find_po(session, doc.po_reference)
-    po: PurchaseOrder | None = None
-    receipts: list[GoodsReceipt] = []
+    supplier = _through(
+        cache,
+        "assess_supplier",
+        (doc.supplier.vat_id, doc.bank_iban, doc.supplier.name),
+        lambda: resolve_known_supplier(session, doc),
+    )
+    reference = doc.po_reference
+    order = (
+        _through(cache, "assess_order", reference, lambda: _known_order(session, reference))
+        if reference
+        else None
+    )
     billed_qty: dict[str, Decimal] = {}
     billed_amount = Decimal(0)
-    if po_row is not None:
-        po_supplier = (
-            supplier
-            if supplier is not None and supplier.id == po_row.supplier_id
-            else masterdata.supplier_by_id(session, po_row.supplier_id)
-        )
-        po = to_canonical_po(po_row, po_supplier.ref if po_supplier else "")
-        po_id = po_row.id
-        receipts = to_canonical_receipts(
-            masterdata.memo(
-                session, ("receipts", po_id), lambda: masterdata.receipts_for_po(session, po_id)
-            ),
-            po_row.number,
-            {line.id: line.line_no for line in po_row.lines},
-        )
-        billed_qty, billed_amount = repository.billed_on_po(session, po_row.id, before_case)
+    if order is not None:
+        billed_qty, billed_amount = repository.billed_on_po(session, order.id, before_case)
     ctx = MatchContext(
-        supplier=_record(supplier) if supplier else None,
-        po=po,
-        receipts=receipts,
+        supplier=supplier.record if supplier else None,
+        po=order.order if order else None,
+        receipts=list(order.receipts) if order else [],
         already_invoiced_qty=billed_qty,
         already_invoiced_amount=billed_amount,
         prior_documents=(
-            _prior_documents(session, supplier, doc, before_invoice) if supplier else []
+            _prior_documents(session, supplier.id, doc, before_invoice) if supplier else []
         ),
         duplicate_window_days=policies.tolerances.duplicate_window_days,
         document_id=str(document_id) if document_id is not None else None,
     )
     return Assessment(
         supplier=supplier,
-        purchase_order_id=po_row.id if po_row else None,
+        purchase_order_id=order.id if order else None,
         result=match_document(doc, ctx, policies.tolerances),
     )
 

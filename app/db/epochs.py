@@ -1,8 +1,9 @@
 """Which writes make in-process caches stale, and the token that tells a cache so.
 
 The scoring-input cache (app/scoring/inputs.py) keeps validated documents, POs and suppliers
-for as long as the `scoring_inputs` token is unchanged. Any flush or DML statement that changes
-master data, or updates or deletes an invoice or a finding, gives the token a fresh random value
+and the kill switch for as long as the `scoring_inputs` token is unchanged. Any flush or DML
+statement that changes master data or flips the kill switch, or updates or deletes an invoice
+or a finding, gives the token a fresh random value
 in the same transaction, so a reader that sees the new data also sees the new token. Inserted
 invoices and findings do not: they only add history, and the cache asks for new ids itself.
 
@@ -23,6 +24,7 @@ from app.db.tables import (
     FindingRow,
     GoodsReceiptRow,
     InvoiceRow,
+    ModelSwitch,
     PurchaseOrderLineRow,
     PurchaseOrderRow,
     ReceiptLineRow,
@@ -34,6 +36,7 @@ SCORING_INPUTS = "scoring_inputs"
 WROTE = "tollgate.wrote"  # session.info key: this transaction has written something
 
 _MASTER: tuple[type, ...] = (
+    ModelSwitch,  # the kill switch decides whether outputs are given at all
     Supplier,
     SupplierBankAccount,
     PurchaseOrderRow,

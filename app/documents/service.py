@@ -44,7 +44,7 @@ def reread_with_supplier_hint(
     """Read a PDF again with what clerks' corrections taught about its supplier's layout."""
     if parsed.format is not DetectedFormat.PDF:
         return parsed  # e-invoices are read exactly; only text extraction learns
-    supplier = cases.resolve_supplier_row(session, parsed.document)
+    supplier = cases.resolve_known_supplier(session, parsed.document)
     row = repository.hint_for(session, supplier.id) if supplier is not None else None
     if row is None or not row.labels:
         return parsed

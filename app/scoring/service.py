@@ -258,18 +258,19 @@ def score_documents(
     """
     policies = policies or CasePolicies()
     now = utcnow()
-    assessed = [assess(session, doc, policies) for doc in documents]
+    view = INPUTS.view(session)
+    assessed = [assess(session, doc, policies, cache=view) for doc in documents]
     codes = [sorted({f.code for f in a.result.findings}) for a in assessed]
     routes = [
         route_case(c, doc.gross, doc.due_date, now, policies.routing)
         for c, doc in zip(codes, documents, strict=True)
     ]
-    off = disabled_families(session)
+    off = disabled_families(session, view)
     if off >= set(FAMILIES):
         scorer = None  # the kill switch: people decide without model outputs
     scored = None
     if scorer is not None:  # else no registered model: the rules' findings alone
-        batch = _request_batch(session, documents, assessed, routes, now, history_cap)
+        batch = _request_batch(session, view, documents, assessed, routes, now, history_cap)
         scored = BATCHER.score(scorer, batch)
     return [
         DocumentScore(
@@ -284,6 +285,7 @@ def score_documents(
 
 def _request_batch(
     session: Session,
+    view: CacheView,
     documents: Sequence[SupplierDocument],
     assessed: Sequence[Assessment],
     routes: Sequence[Route],
@@ -291,7 +293,6 @@ def _request_batch(
     history_cap: int,
 ) -> ScoreBatch:
     """A request's documents as score items, after their suppliers' stored history."""
-    view = INPUTS.view(session)
     suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
     keys, history = _history(session, view, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
@@ -384,10 +385,19 @@ def _named(scores: Sequence[FamilyScore]) -> list[dict[str, str]]:
     ]
 
 
-def disabled_families(session: Session) -> set[str]:
-    """The families whose outputs the kill switch withholds (all of them when it is on for all)."""
+def disabled_families(session: Session, view: CacheView | None = None) -> set[str]:
+    """The families whose outputs the kill switch withholds (all of them when it is on for all).
+
+    A flip gives the input cache a new token (app/db/epochs.py), so `view` may hold them.
+    """
+    held = view.get("kill_switch", ALL) if view is not None else None
+    if held is not None:
+        return set(held)
     states = kill_switch_states(session)
-    return set(FAMILIES) if states[ALL] else {f for f in FAMILIES if states[f]}
+    off = set(FAMILIES) if states[ALL] else {f for f in FAMILIES if states[f]}
+    if view is not None:
+        view.put("kill_switch", ALL, frozenset(off))
+    return off
 
 
 def score_cases(

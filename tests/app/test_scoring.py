@@ -26,7 +26,14 @@ from app.apikeys import service as apikeys
 from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.db.session import transaction
-from app.db.tables import AuditEvent, Case, InvoiceRow, Prediction, PurchaseOrderLineRow
+from app.db.tables import (
+    AuditEvent,
+    Case,
+    InvoiceRow,
+    Prediction,
+    PurchaseOrderLineRow,
+    Supplier,
+)
 from app.documents.service import ingest_bytes
 from app.main import create_app
 from app.masterdata.loader import read_master_data
@@ -546,6 +553,25 @@ def test_cached_inputs_score_exactly_as_a_fresh_read_after_every_kind_of_write(
     repriced = _score_outputs(committed, target)
     assert INPUTS.stats().resets == resets + 1
     assert repriced == _uncached(committed, target)
+
+    # 5. The supplier is blocked: the cached supplier resolution must not hide it.
+    with transaction(committed) as session:
+        supplier = session.scalars(
+            select(Supplier).where(Supplier.name == target.supplier.name)
+        ).one()
+        supplier.blocked = True
+    blocked = _score_outputs(committed, target)
+    assert blocked != repriced
+    assert blocked == _uncached(committed, target)
+
+    # 6. The kill switch: outputs go the moment it is flipped, and come back when it is off.
+    operator = Actor("carl", "controller")
+    for on in (True, False):
+        with transaction(committed) as session:
+            promotions.set_kill_switch(session, operator, on=on, reason="drill")
+        scored = _score_outputs(committed, target)
+        assert (scored[1] == []) is on
+    assert scored == blocked
 
 
 def test_independent_batches_score_together_exactly_as_each_alone(serving: Store) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.audit.service import Actor
-from app.cases.service import CasePolicies, assess, resolve_supplier_row
+from app.cases.service import CasePolicies, assess, resolve_known_supplier
 from app.masterdata.schemas import BankAccountIn, MasterData, SupplierIn
 from app.masterdata.service import load_master_data
 from pipelines.canonical import Invoice, Party, PaymentDetails
@@ -49,14 +49,14 @@ def _invoice(name: str, vat_id: str | None = None, iban: str | None = None) -> I
 
 
 def _ref(session: Session, doc: Invoice) -> str | None:
-    supplier = resolve_supplier_row(session, doc)
+    supplier = resolve_known_supplier(session, doc)
     return supplier.ref if supplier else None
 
 
 def test_namesake_with_its_own_vat_id_and_iban_is_unknown(session: Session) -> None:
     _load(session)
     doc = _invoice("Hendriks AG", "DE499091302", "DE89717380343729338968")
-    assert resolve_supplier_row(session, doc) is None
+    assert resolve_known_supplier(session, doc) is None
     codes = {f.code for f in assess(session, doc, CasePolicies()).result.findings}
     assert ReasonCode.VENDOR_UNKNOWN in codes
     assert ReasonCode.BANK_DETAILS_CHANGED not in codes
