@@ -170,8 +170,9 @@ def _fast_isolation_forest(folder: Path, name: str, spec: Mapping[str, Any]) -> 
     """An IsolationForest head that walks the trees directly, giving sklearn's exact scores.
 
     `score_samples` dispatches each of the 200 trees through joblib with input checks and
-    warning filters: 250 ms for one row. The same sum of per-leaf path lengths, tree by tree in
-    the same order, costs about 1 ms.
+    warning filters: 250 ms for one row. Here the nodes of all trees sit in flat arrays and
+    the rows step down every tree at once, one level per step (at most 9 levels for 256
+    samples); the path lengths are then added tree by tree in sklearn's order. About 0.2 ms.
     """
     import skops.io as sio
 
@@ -186,28 +187,50 @@ def _fast_isolation_forest(folder: Path, name: str, spec: Mapping[str, Any]) -> 
     from sklearn.ensemble._iforest import _average_path_length
 
     subsample = forest._max_features != forest.n_features_in_
-    trees = [
-        (
-            tree.tree_,
-            np.asarray(features, dtype=np.intp) if subsample else None,
-            np.asarray(dpl + apl - 1.0, dtype=np.float64),
-        )
-        for tree, features, dpl, apl in zip(
-            forest.estimators_,
-            forest.estimators_features_,
-            forest._decision_path_lengths,
-            forest._average_path_length_per_tree,
-            strict=True,
-        )
-    ]
+    feature, threshold, left, right, length, roots = [], [], [], [], [], []
+    offset = 0
+    for tree, features, dpl, apl in zip(
+        forest.estimators_,
+        forest.estimators_features_,
+        forest._decision_path_lengths,
+        forest._average_path_length_per_tree,
+        strict=True,
+    ):
+        t = tree.tree_
+        leaf = t.children_left == -1
+        local = np.where(leaf, 0, t.feature)
+        # Features index the tree's own subset of columns when the forest subsamples them.
+        feature.append(np.asarray(features, dtype=np.intp)[local] if subsample else local)
+        threshold.append(np.where(leaf, np.inf, t.threshold))  # a leaf stays where it is
+        left.append(np.where(leaf, np.arange(t.node_count), t.children_left) + offset)
+        right.append(np.where(leaf, np.arange(t.node_count), t.children_right) + offset)
+        length.append(np.asarray(dpl + apl - 1.0, dtype=np.float64))
+        roots.append(offset)
+        offset += t.node_count
+    node_feature = np.concatenate(feature).astype(np.intp)
+    node_threshold = np.concatenate(threshold).astype(np.float64)
+    node_left = np.concatenate(left).astype(np.intp)
+    node_right = np.concatenate(right).astype(np.intp)
+    node_length = np.concatenate(length)
+    tree_roots = np.asarray(roots, dtype=np.intp)
     denominator = len(forest.estimators_) * float(_average_path_length([forest._max_samples])[0])
 
     def compute(x: FloatArray) -> dict[str, FloatArray]:
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
-        depths = np.zeros(x32.shape[0], dtype=np.float64)
-        for tree, features, path_length in trees:
-            subset = x32 if features is None else np.ascontiguousarray(x32[:, features])
-            depths += path_length[tree.apply(subset)]
+        # sklearn compares the float32 value, widened, with the float64 threshold.
+        values = np.ascontiguousarray(x, dtype=np.float32).astype(np.float64)
+        if np.isnan(values).any():  # missing values follow sklearn's own rules
+            scores = -forest.score_samples(x)
+            return {output: np.asarray(scores, dtype=np.float64)}
+        rows = np.arange(len(values))[:, None]
+        nodes = np.broadcast_to(tree_roots, (len(values), len(tree_roots)))
+        while True:
+            at = values[rows, node_feature[nodes]] <= node_threshold[nodes]
+            moved = np.where(at, node_left[nodes], node_right[nodes])
+            if np.array_equal(moved, nodes):
+                break
+            nodes = moved
+        # Tree by tree, left to right, as sklearn adds them (cumsum is sequential).
+        depths = np.cumsum(node_length[nodes], axis=1)[:, -1] if len(values) else np.zeros(0)
         if denominator == 0:
             return {output: np.ones_like(depths)}
         return {output: np.asarray(2.0 ** (-(depths / denominator)), dtype=np.float64)}
@@ -544,14 +567,21 @@ class CaseScorer:
                 for n in case_names
             ]
         )
-        x = np.hstack([case_matrix, target.text.astype(np.float64)])
-        outputs = model.predict(x, "reason").outputs
         thresholds = head.meta.get("thresholds", {})
         explainer = head.meta.get(EXPLAINER)
         single = CaseFeatures(
             case_names, case_matrix, target.descriptions, target.notes, target.text
         )
-        inputs = explainer.inputs(single) if isinstance(explainer, ReasonModel) else None
+        inputs = None
+        outputs: Mapping[str, Sequence[float] | NDArray[np.float64]]
+        if isinstance(explainer, ReasonModel):
+            # The head's own model: what its compute does, with the inputs kept for explain.
+            inputs = explainer.inputs(single)
+            matrix = explainer.probability_matrix(single, inputs)
+            outputs = {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
+        else:
+            x = np.hstack([case_matrix, target.text.astype(np.float64)])
+            outputs = model.predict(x, "reason").outputs
         results = []
         for row in range(len(target)):
             probabilities = {code: float(outputs[code][row]) for code in head.outputs}

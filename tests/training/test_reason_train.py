@@ -209,6 +209,17 @@ def test_calibration_shortcut_equals_scikit_learn(trained: Trained) -> None:
         assert np.allclose(calibrate(model.calibrator, raw), expected, rtol=0, atol=1e-12), code
 
 
+def test_text_projection_is_scikit_learns(trained: Trained) -> None:
+    text = trained.loaded.features.text
+    assert text is not None
+    for index, name in enumerate(models.reason.TEXT_FIELDS):
+        pca = trained.model._pca[name]
+        if pca is None:
+            continue
+        block = text[:50, index * models.reason.DIMENSIONS : (index + 1) * models.reason.DIMENSIONS]
+        assert np.array_equal(models.reason._project(pca, block), pca.transform(block))
+
+
 def test_explanations_from_precomputed_inputs_are_the_same(trained: Trained) -> None:
     features = trained.loaded.features.rows(range(40))
     inputs = trained.model.inputs(features)

@@ -77,3 +77,13 @@ def test_fast_isolation_forest_gives_sklearns_scores(world: Path, tmp_path: Path
     expected = -scorer.forest.score_samples(x)
     np.testing.assert_array_equal(head.compute(x)["price_anomaly"], expected)
     np.testing.assert_array_equal(head.compute(x[:1])["price_anomaly"], expected[:1])
+    # Far outside what it was fitted on, on split values exactly, and a missing value.
+    rng = np.random.default_rng(5)
+    odd = np.vstack([rng.normal(scale=50.0, size=(200, x.shape[1])), x[:20] * 1e6, x[:5]])
+    odd[-5:] = x[:5].astype(np.float32)  # float32 values equal to the fitted ones
+    np.testing.assert_array_equal(
+        head.compute(odd)["price_anomaly"], -scorer.forest.score_samples(odd)
+    )
+    odd[3, 1] = np.nan
+    assert np.isfinite(head.compute(odd[:5])["price_anomaly"]).all()
+    assert head.compute(np.zeros((0, x.shape[1])))["price_anomaly"].shape == (0,)
