@@ -450,6 +450,14 @@ class _SupplierState:
     log_gross: list[float] = field(default_factory=list)
     item_prices: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     earlier: list[_Earlier] = field(default_factory=list)
+    # (documents, mean, population sd) of log_gross, set by `HistoryFeatures.settle`
+    spread: tuple[int, float, float] | None = None
+
+    def log_gross_spread(self) -> tuple[float, float]:
+        """Mean and population sd of log gross (statistics.pstdev is exact, and slow)."""
+        if self.spread is not None and self.spread[0] == len(self.log_gross):
+            return self.spread[1], self.spread[2]
+        return statistics.fmean(self.log_gross), statistics.pstdev(self.log_gross)
 
 
 def _po_price_index(master: MasterData) -> dict[str, list[tuple[date, float]]]:
@@ -476,6 +484,12 @@ class HistoryFeatures:
         self.state: dict[str, _SupplierState] = defaultdict(_SupplierState)
         self.po_prices = _po_price_index(master)
         self.po_billed: dict[str, float] = defaultdict(float)
+
+    def settle(self) -> None:
+        """Work out what `features` would compute again for every document (before sharing)."""
+        for st in self.state.values():
+            if len(st.log_gross) >= 3:
+                st.spread = (len(st.log_gross), *st.log_gross_spread())
 
     def reading(self, master: MasterData) -> HistoryFeatures:
         """The same observed history against other master data (shared: observe on neither)."""
@@ -508,8 +522,8 @@ class HistoryFeatures:
         }
         gross = _f(doc.gross)
         if len(st.log_gross) >= 3 and gross > 0:
-            mean = statistics.fmean(st.log_gross)
-            sd = statistics.pstdev(st.log_gross) or 1.0
+            mean, sd = st.log_gross_spread()
+            sd = sd or 1.0
             out["amount_zscore"] = (math.log(gross) - mean) / sd
         else:
             out["amount_zscore"] = NAN

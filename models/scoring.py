@@ -56,6 +56,7 @@ from models.features import (
 )
 from models.reason import ReasonModel, embed_texts
 from models.registry import Head, LoadedModel, _lightgbm_head, register_head_kind
+from pipelines.normalise import normalise_po_reference
 from pipelines.reasons import ReasonCode
 
 FloatArray = NDArray[np.float64]
@@ -311,6 +312,7 @@ class HistoryIndex:
             document = _candidate(prior.ref, prior.case)
             candidates.add(document)
             prices.observe(document)
+        features.settle()
         return cls(features, candidates, prices)
 
 
@@ -773,7 +775,20 @@ def _anomaly_inputs(batch: ScoreBatch, duplicate: Head | None) -> _AnomalyInputs
         )
         pairs = [(start + row, earlier) for row, found in enumerate(blocks) for earlier in found]
         if pairs:  # most documents have no candidate: skip indexing the POs' quantities
-            ordered = ordered_quantities(list(batch.master.purchase_orders.values()))
+            # Only the POs the pairs quote (the master data holds the items' other POs too).
+            quoted = {
+                normalise_po_reference(reference)
+                for pair in pairs
+                for i in pair
+                if (reference := documents[i].document.po_reference)
+            }
+            ordered = ordered_quantities(
+                [
+                    po
+                    for po in batch.master.purchase_orders.values()
+                    if normalise_po_reference(po.number) in quoted
+                ]
+            )
             pair_rows = [
                 pair_features(documents[later].document, documents[earlier].document, ordered)
                 for later, earlier in pairs
