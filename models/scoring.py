@@ -297,6 +297,7 @@ class HistoryIndex:
     `build`, so concurrent requests may share it.
     """
 
+    history: tuple[PriorDocument, ...]
     features: HistoryFeatures  # observed; read against each batch's own master data
     candidates: CandidateIndex
     prices: PriceHistory
@@ -313,7 +314,7 @@ class HistoryIndex:
             candidates.add(document)
             prices.observe(document)
         features.settle()
-        return cls(features, candidates, prices)
+        return cls(tuple(history), features, candidates, prices)
 
 
 @dataclass(frozen=True)

@@ -154,14 +154,18 @@ def _master(
 HistoryKey = tuple[int, int | None]  # (invoice id, case id)
 
 
-def _history(
-    session: Session, view: CacheView, first: dict[int, int], exclude: set[int], cap: int
-) -> tuple[list[HistoryKey], list[PriorDocument]]:
+def _history_keys(
+    session: Session, first: dict[int, int], exclude: set[int], cap: int
+) -> list[HistoryKey]:
     """Each supplier's documents before its first one being scored, capped, in arrival order."""
     keys: list[HistoryKey] = []
     for supplier_id, before in first.items():
         keys += repository.earlier_invoice_keys(session, supplier_id, before, cap)
-    keys = sorted(k for k in keys if k[0] not in exclude)
+    return sorted(k for k in keys if k[0] not in exclude)
+
+
+def _history(session: Session, view: CacheView, keys: Sequence[HistoryKey]) -> list[PriorDocument]:
+    """The documents of `keys` as scoring inputs, from the cache where it has them."""
     found, missing = view.split("document", keys)
     if missing:
         rows = repository.invoices_by_ids(session, [invoice_id for invoice_id, _ in missing])
@@ -181,7 +185,7 @@ def _history(
             )
             view.put("document", key, prior)
             found[key] = prior
-    return keys, [found[k] for k in keys]
+    return [found[k] for k in keys]
 
 
 def build_batch(
@@ -195,7 +199,8 @@ def build_batch(
     for _, invoice, _ in targets:
         if invoice.supplier_id is not None:
             first.setdefault(invoice.supplier_id, invoice.id)
-    _, history = _history(session, view, first, {i.id for _, i, _ in targets}, history_cap)
+    keys = _history_keys(session, first, {i.id for _, i, _ in targets}, history_cap)
+    history = _history(session, view, keys)
     findings = repository.findings_for(session, [c.id for c, _, _ in targets])
     po_ids = sorted({i.purchase_order_id for _, i, _ in targets if i.purchase_order_id})
     master, orders = _master(session, view, po_ids)
@@ -295,13 +300,14 @@ def _request_batch(
     """A request's documents as score items, after their suppliers' stored history."""
     suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
-    keys, history = _history(session, view, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
+    keys = _history_keys(session, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
     history_index = None
     if len(documents) == 1:  # what ScoreBatch.indexed scores from
         history_index = view.get("history_index", tuple(keys))
         if history_index is None:
-            history_index = HistoryIndex.build(history)
+            history_index = HistoryIndex.build(_history(session, view, keys))
             view.put("history_index", tuple(keys), history_index)
+    history = history_index.history if history_index else _history(session, view, keys)
     po_ids = sorted({a.purchase_order_id for a in assessed if a.purchase_order_id})
     master, orders = _master(session, view, po_ids)
     waiting = repository.open_case_counts(session, sorted({r.queue for r in routes}))
