@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 
 from app.db.tables import ApiCall, ApiKey
 
+_BY_KEY_ID = select(ApiKey).where(ApiKey.key_id == bindparam("key_id"))  # every call: built once
+
 
 def by_key_id(session: Session, key_id: str) -> ApiKey | None:
     """A key by its public id."""
-    return session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).one_or_none()
+    return session.scalars(_BY_KEY_ID, {"key_id": key_id}).one_or_none()
 
 
 def all_keys(session: Session) -> Sequence[ApiKey]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, select
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
+from app.db.base import AFTER_EVERY_ROW
 from app.db.tables import Case, CaseState, FindingRow, InvoiceRow, MatchLine, Supplier
 from pipelines.reasons import ReasonCode
 
@@ -92,6 +93,27 @@ def suppliers_by_ids(session: Session, ids: Sequence[int]) -> dict[int, Supplier
     return {r.id: r for r in session.scalars(select(Supplier).where(Supplier.id.in_(ids)))}
 
 
+_BILLED_ON_PO = (  # built once: matching runs it for every document on a PO
+    select(
+        Case.id,
+        InvoiceRow.kind,
+        InvoiceRow.net_total,
+        MatchLine.po_line_no,
+        MatchLine.invoiced_qty,
+    )
+    .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
+    .outerjoin(MatchLine, MatchLine.case_id == Case.id)
+    .where(
+        InvoiceRow.purchase_order_id == bindparam("po_id"),
+        Case.state != CaseState.REJECTED.value,
+        ~exists().where(
+            FindingRow.case_id == Case.id, FindingRow.code == ReasonCode.DUPLICATE.value
+        ),
+        Case.id < bindparam("before"),
+    )
+)
+
+
 def billed_on_po(
     session: Session, po_id: int, before_case_id: int | None = None
 ) -> tuple[dict[str, Decimal], Decimal]:
@@ -99,29 +121,11 @@ def billed_on_po(
 
     Cases that are rejected or flagged as duplicates do not count: they will not be paid.
     """
-    query = (
-        select(
-            Case.id,
-            InvoiceRow.kind,
-            InvoiceRow.net_total,
-            MatchLine.po_line_no,
-            MatchLine.invoiced_qty,
-        )
-        .join(InvoiceRow, InvoiceRow.id == Case.invoice_id)
-        .outerjoin(MatchLine, MatchLine.case_id == Case.id)
-        .where(
-            InvoiceRow.purchase_order_id == po_id,
-            Case.state != CaseState.REJECTED.value,
-            ~exists().where(
-                FindingRow.case_id == Case.id, FindingRow.code == ReasonCode.DUPLICATE.value
-            ),
-        )
-    )
-    if before_case_id is not None:
-        query = query.where(Case.id < before_case_id)
+    before = AFTER_EVERY_ROW if before_case_id is None else before_case_id
+    rows = session.execute(_BILLED_ON_PO, {"po_id": po_id, "before": before})
     quantities: dict[str, Decimal] = {}
     nets: dict[int, Decimal] = {}
-    for case_id, kind, net, line_no, qty in session.execute(query):
+    for case_id, kind, net, line_no, qty in rows:
         if net is not None:
             nets[case_id] = net if kind == "invoice" else -net
         if kind == "invoice" and line_no is not None and qty is not None:

@@ -23,6 +23,9 @@ NAMING_CONVENTION = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+AFTER_EVERY_ROW = 2**62  # an id greater than any stored row's: "before" it means every row
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)

@@ -16,7 +16,7 @@ import uuid
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Table, event, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from app.db.tables import (
@@ -49,9 +49,12 @@ _MASTER_TABLES = {cls.__table__.name for cls in _MASTER}  # type: ignore[attr-de
 _CHANGED_ONLY_TABLES = {cls.__table__.name for cls in _CHANGED_ONLY}  # type: ignore[attr-defined]
 
 
+_TOKEN = select(DataEpoch.token).where(DataEpoch.name == bindparam("name"))  # built once
+
+
 def read_token(session: Session, name: str = SCORING_INPUTS) -> str | None:
     """The current token (None on a database without the row: then nothing may be cached)."""
-    return session.scalar(select(DataEpoch.token).where(DataEpoch.name == name))
+    return session.scalar(_TOKEN, {"name": name})
 
 
 def bump(session: Session, name: str = SCORING_INPUTS) -> None:

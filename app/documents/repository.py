@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.db.base import AFTER_EVERY_ROW
 from app.db.tables import Document, InvoiceRow, SupplierHintRow
 
 
@@ -44,6 +45,21 @@ def list_documents(
     return rows, total
 
 
+# Built once: matching runs them for every document, and building and keying a statement
+# costs more CPU than running it.
+_BY_NUMBERS = select(InvoiceRow).where(
+    InvoiceRow.supplier_id == bindparam("supplier_id"),
+    InvoiceRow.normalised_number.in_(bindparam("numbers", expanding=True)),
+    InvoiceRow.id < bindparam("before"),
+)
+_CREDITS_FOR = select(InvoiceRow).where(
+    InvoiceRow.supplier_id == bindparam("supplier_id"),
+    InvoiceRow.kind != "invoice",
+    InvoiceRow.billing_reference == bindparam("reference"),
+    InvoiceRow.id < bindparam("before"),
+)
+
+
 def supplier_invoices_by_numbers(
     session: Session,
     supplier_id: int,
@@ -51,13 +67,12 @@ def supplier_invoices_by_numbers(
     before_invoice_id: int | None = None,
 ) -> Sequence[InvoiceRow]:
     """Stored documents of a supplier with any of the given normalised numbers."""
-    query = select(InvoiceRow).where(
-        InvoiceRow.supplier_id == supplier_id,
-        InvoiceRow.normalised_number.in_(normalised_numbers),
-    )
-    if before_invoice_id is not None:
-        query = query.where(InvoiceRow.id < before_invoice_id)
-    return session.scalars(query).all()
+    params = {
+        "supplier_id": supplier_id,
+        "numbers": list(normalised_numbers),
+        "before": AFTER_EVERY_ROW if before_invoice_id is None else before_invoice_id,
+    }
+    return session.scalars(_BY_NUMBERS, params).all()
 
 
 def supplier_credits_for(
@@ -67,14 +82,12 @@ def supplier_credits_for(
     before_invoice_id: int | None = None,
 ) -> Sequence[InvoiceRow]:
     """Stored credit notes and claims of a supplier against the same invoice number."""
-    query = select(InvoiceRow).where(
-        InvoiceRow.supplier_id == supplier_id,
-        InvoiceRow.kind != "invoice",
-        InvoiceRow.billing_reference == billing_reference,
-    )
-    if before_invoice_id is not None:
-        query = query.where(InvoiceRow.id < before_invoice_id)
-    return session.scalars(query).all()
+    params = {
+        "supplier_id": supplier_id,
+        "reference": billing_reference,
+        "before": AFTER_EVERY_ROW if before_invoice_id is None else before_invoice_id,
+    }
+    return session.scalars(_CREDITS_FOR, params).all()
 
 
 def add(session: Session, row: object) -> None:

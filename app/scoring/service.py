@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.cases.service import DOCUMENT_ADAPTER, Assessment, CasePolicies, assess
-from app.db.base import utcnow
+from app.db.base import AFTER_EVERY_ROW, utcnow
 from app.db.tables import Case, FindingRow, InvoiceRow, Prediction
 from app.documents.parsing import Parser
 from app.documents.service import reread_with_supplier_hint
@@ -59,7 +59,6 @@ log = structlog.get_logger(__name__)
 SYSTEM = Actor("scoring", "system")
 PO_CAP = 50  # latest POs of the same items read for price history (a median needs few)
 SIMILAR_POOL = 500  # resolved cases compared against
-MAX_ID = 2**62  # "before every stored row"
 
 
 def document_ref(document_id: int) -> str:
@@ -300,7 +299,7 @@ def _request_batch(
     """A request's documents as score items, after their suppliers' stored history."""
     suppliers = {a.supplier.id for a in assessed if a.supplier is not None}
     # Everything stored counts as earlier than a document being scored now.
-    keys = _history_keys(session, dict.fromkeys(suppliers, MAX_ID), set(), history_cap)
+    keys = _history_keys(session, dict.fromkeys(suppliers, AFTER_EVERY_ROW), set(), history_cap)
     history_index = None
     if len(documents) == 1:  # what ScoreBatch.indexed scores from
         history_index = view.get("history_index", tuple(keys))
