@@ -15,7 +15,7 @@ from app.apikeys.service import admit, identify
 from app.audit.service import Actor
 from app.blobs import BlobStore
 from app.controls.denials import record_refusal
-from app.db.session import transaction
+from app.db.session import read_only, transaction
 from app.documents.parsing import Parser
 from app.errors import AppError, Unauthorized
 from app.limits import check_key_rate
@@ -33,6 +33,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """One read-only transaction per request (scoring and lookups; no write lock on SQLite)."""
+    with read_only(request.app.state.session_factory) as session:
+        yield session
+
+
 def get_blobs(request: Request) -> BlobStore:
     """The content-addressed document store."""
     return request.app.state.blobs
@@ -46,12 +52,19 @@ def get_parser(request: Request) -> Parser:
 _BEARER = HTTPBearer(auto_error=False, description="An API key: `Bearer tg_<id>_<secret>`")
 
 
+READ_SCOPES = frozenset({"score", "cases:read"})  # the routes behind them only read
+
+
 def api_key(scope: str) -> Callable[..., Actor]:
-    """A dependency that admits callers whose API key carries `scope` (401/403 otherwise)."""
+    """A dependency that admits callers whose API key carries `scope` (401/403 otherwise).
+
+    It shares the route's session: the read-only one for `READ_SCOPES`.
+    """
+    session_dependency = get_read_session if scope in READ_SCOPES else get_session
 
     def dependency(
         request: Request,
-        session: Annotated[Session, Depends(get_session)],
+        session: Session = Depends(session_dependency),  # noqa: B008 - see `credentials`
         # Security(scopes=…) names the scope in the OpenAPI security requirement (3.1 roles);
         # a default, not Annotated, because the string annotation cannot see `scope`.
         credentials: HTTPAuthorizationCredentials | None = Security(_BEARER, scopes=[scope]),  # noqa: B008
@@ -81,6 +94,7 @@ def api_key(scope: str) -> Callable[..., Actor]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 ParserDep = Annotated[Parser, Depends(get_parser)]

@@ -10,7 +10,7 @@ from app.cases import service
 from app.cases.repository import CaseFilter
 from app.cases.schemas import CaseDetail, CasePage
 from app.db.tables import CaseState
-from app.deps import CasesReader, SessionDep
+from app.deps import CasesReader, ReadSessionDep
 from pipelines.reasons import ReasonCode
 
 # Bounds that keep offsets and ids inside a database integer: a larger value is a 422, not a 500.
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 @router.get("", response_model=CasePage)
 def list_cases(
-    session: SessionDep,
+    session: ReadSessionDep,
     _caller: CasesReader,
     state: CaseState | None = None,
     reason: ReasonCode | None = None,
@@ -43,7 +43,7 @@ def list_cases(
 
 @router.get("/{case_id}", response_model=CaseDetail)
 def get_case(
-    session: SessionDep, _caller: CasesReader, case_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    session: ReadSessionDep, _caller: CasesReader, case_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> CaseDetail:
     """One case with findings, match table, document and history."""
     return service.get_case(session, case_id)

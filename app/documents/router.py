@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from app.deps import BlobsDep, CasesReader, DocumentsWriter, ParserDep, SessionDep, SettingsDep
+from app.deps import (
+    BlobsDep,
+    CasesReader,
+    DocumentsWriter,
+    ParserDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+)
 from app.documents import repository, service
 from app.documents.schemas import DocumentOut, DocumentPage, IngestResult
 from app.errors import InvalidInput
@@ -75,7 +83,7 @@ async def upload_document(
 
 @router.get("", response_model=DocumentPage)
 def list_documents(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     _caller: CasesReader,
     parse_status: Annotated[str | None, Query(alias="status", pattern="^(parsed|failed)$")] = None,
@@ -96,7 +104,9 @@ def list_documents(
 
 @router.get("/{document_id}", response_model=DocumentOut)
 def get_document(
-    session: SessionDep, _caller: CasesReader, document_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    session: ReadSessionDep,
+    _caller: CasesReader,
+    document_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> DocumentOut:
     """One stored document and the outcome of reading it."""
     return DocumentOut.model_validate(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app.audit.service import Actor
-from app.deps import ParserDep, SessionDep, SettingsDep, api_key
+from app.deps import ParserDep, ReadSessionDep, SettingsDep, api_key
 from app.documents.parsing import Parser
 from app.limits import read_bounded_upload
 from app.scoring import service
@@ -70,7 +70,7 @@ def _result(scored: service.DocumentScore) -> ScoreResult:
 
 @router.post("/score", response_model=ScoreResult)
 def score(
-    session: SessionDep, settings: SettingsDep, caller: Scorer, body: ScoreRequest
+    session: ReadSessionDep, settings: SettingsDep, caller: Scorer, body: ScoreRequest
 ) -> ScoreResult:
     """Match a canonical document against master data and score it with the serving models."""
     scored = service.score_documents(
@@ -84,7 +84,7 @@ def score(
 
 @router.post("/score:batch", response_model=ScoreBatchResult)
 def score_batch(
-    session: SessionDep, settings: SettingsDep, caller: Scorer, body: ScoreBatchRequest
+    session: ReadSessionDep, settings: SettingsDep, caller: Scorer, body: ScoreBatchRequest
 ) -> ScoreBatchResult:
     """Score up to 1,000 documents in one call (one model call per family)."""
     scored = service.score_documents(
@@ -97,7 +97,7 @@ def score_batch(
 
 
 def _score_upload(
-    session: SessionDep, settings: Settings, parser: Parser, data: bytes
+    session: ReadSessionDep, settings: Settings, parser: Parser, data: bytes
 ) -> ScoreDocumentResult:
     """Read the upload and score what was read; nothing is stored."""
     parsed = service.read_upload(session, parser, data)
@@ -133,7 +133,7 @@ def _score_upload(
     },
 )
 async def score_document(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     parser: ParserDep,
     caller: Scorer,
