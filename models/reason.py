@@ -250,17 +250,28 @@ class ReasonModel:
             return [(name, 1.0 if value else -1.0, describe(name, value) + " (rule decides)")]
         x = self._matrix(single) if inputs is None else inputs[row : row + 1]
         contrib = np.asarray(model.classifier.predict(x, pred_contrib=True))[0, :-1]
-        grouped: dict[str, tuple[float, str]] = {}
+        grouped: dict[str, float] = {}
+        column: dict[str, int] = {}  # a case feature's column; text fields have none
         for index, name in enumerate(self.feature_names):
-            value = float(x[0, index])
-            field_name = name.split("_text_")[0] if "_text_" in name else None
-            if field_name is not None:
-                total = grouped.get(field_name, (0.0, ""))[0] + float(contrib[index])
-                grouped[field_name] = (total, _text_words(field_name, single))
+            if "_text_" in name:
+                field_name = name.split("_text_")[0]
+                grouped[field_name] = grouped.get(field_name, 0.0) + float(contrib[index])
             else:
-                grouped[name] = (float(contrib[index]), describe(name, value))
-        ranked = sorted(grouped.items(), key=lambda item: -abs(item[1][0]))
-        return [(name, c, words) for name, (c, words) in ranked[:top] if c != 0.0]
+                grouped[name] = float(contrib[index])
+                column[name] = index
+        ranked = sorted(grouped.items(), key=lambda item: -abs(item[1]))
+        # Words for the few that are shown only: describing all ~120 cost more than the rest.
+        return [
+            (
+                name,
+                c,
+                describe(name, float(x[0, column[name]]))
+                if name in column
+                else _text_words(name, single),
+            )
+            for name, c in ranked[:top]
+            if c != 0.0
+        ]
 
 
 def _text_words(field_name: str, features: CaseFeatures) -> str:
