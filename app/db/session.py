@@ -63,6 +63,18 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
+def _unit_of_work(session: Session) -> Iterator[Session]:
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
 def read_only(factory: Callable[[], Session]) -> Iterator[Session]:
     """A unit of work that only reads (scoring, lookups); a write in it raises ReadOnlyViolation.
 
@@ -75,14 +87,10 @@ def read_only(factory: Callable[[], Session]) -> Iterator[Session]:
         session = factory()
     session.info[READ_ONLY] = True
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        with _unit_of_work(session):
+            yield session
     finally:
         session.info.pop(READ_ONLY, None)
-        session.close()
 
 
 @event.listens_for(Session, "before_flush")
@@ -101,12 +109,5 @@ def _refuse_dml(state: ORMExecuteState) -> None:
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
-    session = factory()
-    try:
+    with _unit_of_work(factory()) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

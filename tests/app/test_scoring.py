@@ -574,13 +574,21 @@ def test_cached_inputs_score_exactly_as_a_fresh_read_after_every_kind_of_write(
     assert scored == blocked
 
 
-def test_independent_batches_score_together_exactly_as_each_alone(serving: Store) -> None:
+def _world_inputs(serving: Store, n: int) -> tuple[CaseScorer, list[SupplierDocument], MasterData]:
+    """The served scorer, the world's first `n` documents and its master data."""
     scorer = get_provider().scorer()
     assert scorer is not None
-    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:50]
-    docs = [parse_document(p.read_bytes()).document for p in files]
+    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:n]
     data = read_master_data(serving.world / "master")
-    master = MasterData.of(data.purchase_orders, data.goods_receipts)
+    return (
+        scorer,
+        [parse_document(p.read_bytes()).document for p in files],
+        MasterData.of(data.purchase_orders, data.goods_receipts),
+    )
+
+
+def test_independent_batches_score_together_exactly_as_each_alone(serving: Store) -> None:
+    scorer, docs, master = _world_inputs(serving, 50)
 
     def batch(history: list[SupplierDocument], items: list[SupplierDocument]) -> ScoreBatch:
         return ScoreBatch(
@@ -603,12 +611,7 @@ def test_independent_batches_score_together_exactly_as_each_alone(serving: Store
 
 
 def test_a_history_index_scores_exactly_as_going_through_the_history(serving: Store) -> None:
-    scorer = get_provider().scorer()
-    assert scorer is not None
-    files = sorted((serving.world / "documents" / "ubl").glob("*.xml"))[:120]
-    docs = [parse_document(p.read_bytes()).document for p in files]
-    data = read_master_data(serving.world / "master")
-    master = MasterData.of(data.purchase_orders, data.goods_receipts)
+    scorer, docs, master = _world_inputs(serving, 120)
     history = [PriorDocument(f"h{i}", CaseInput(d, [])) for i, d in enumerate(docs[:100])]
     index = HistoryIndex.build(history)
     frozen = pickle.dumps(index)
