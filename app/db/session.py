@@ -81,16 +81,15 @@ def read_only(factory: Callable[[], Session]) -> Iterator[Session]:
     On SQLite it begins deferred instead of taking the write lock, so concurrent score
     requests, and a bulk intake writing beside them, do not queue behind each other.
     """
-    if isinstance(factory, sessionmaker) and factory.kw.get("bind") is not None:
-        session = factory(bind=factory.kw["bind"].execution_options(**{READ_ONLY: True}))
-    else:  # tests hand the app one open session
-        session = factory()
-    session.info[READ_ONLY] = True
-    try:
-        with _unit_of_work(session):
+    if not (isinstance(factory, sessionmaker) and factory.kw.get("bind") is not None):
+        # Tests hand the app their one open session, which a refusal's audit row shares.
+        with _unit_of_work(factory()) as session:
             yield session
-    finally:
-        session.info.pop(READ_ONLY, None)
+        return
+    session = factory(bind=factory.kw["bind"].execution_options(**{READ_ONLY: True}))
+    session.info[READ_ONLY] = True
+    with _unit_of_work(session):
+        yield session
 
 
 @event.listens_for(Session, "before_flush")
