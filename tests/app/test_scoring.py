@@ -574,6 +574,42 @@ def test_cached_inputs_score_exactly_as_a_fresh_read_after_every_kind_of_write(
     assert scored == blocked
 
 
+def test_the_api_scores_and_reads_in_read_only_transactions_of_its_own(
+    serving: Store, committed: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """With the service's own sessions (not a test's shared one), the read-only guard is on."""
+    with transaction(committed) as session:
+        _load_world(session, serving.world)
+        _ingest(session, BlobStore(tmp_path / "blobs"), serving.world, n=30)
+        token = apikeys.create_key(session, name="erp", scopes=["score"], actor=ADMIN).token
+        reader = apikeys.create_key(session, name="bi", scopes=["cases:read"], actor=ADMIN).token
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url="sqlite://",  # unused: the app gets the test database's factory
+        mlflow_tracking_uri=serving.uri,
+        embedding_cache_dir=serving.embeddings,
+    )
+    doc = _canonical(serving.world, 40)
+    with TestClient(create_app(settings, session_factory=committed)) as client:
+        scoring_calls = [
+            ("/api/v1/score", {"document": doc}),
+            ("/api/v1/score:batch", {"documents": [doc, doc]}),
+        ]
+        for path, body in scoring_calls:
+            response = client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.text
+        for path in ("/api/v1/cases", "/api/v1/cases/1", "/api/v1/documents"):
+            response = client.get(path, headers={"Authorization": f"Bearer {reader}"})
+            assert response.status_code == 200, response.text
+        # A refusal is audited in a transaction of its own, beside the read-only one.
+        refused = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 403
+    with transaction(committed) as session:
+        denied = session.scalars(select(AuditEvent).where(AuditEvent.action.like("%denied"))).all()
+        assert denied
+
+
 def _world_inputs(serving: Store, n: int) -> tuple[CaseScorer, list[SupplierDocument], MasterData]:
     """The served scorer, the world's first `n` documents and its master data."""
     scorer = get_provider().scorer()
