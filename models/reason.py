@@ -151,10 +151,6 @@ class ReasonModel:
             self.feature_names = names
         return np.hstack(parts).astype(np.float64)
 
-    def inputs(self, features: CaseFeatures) -> NDArray[np.float64]:
-        """The classifiers' input rows: case features, then the reduced text blocks."""
-        return self._matrix(features)
-
     # -- training ------------------------------------------------------------------------
 
     def fit(self, features: CaseFeatures, labels: Sequence[set[str]]) -> ReasonModel:
@@ -186,14 +182,9 @@ class ReasonModel:
 
     # -- inference -----------------------------------------------------------------------
 
-    def probability_matrix(
-        self, features: CaseFeatures, inputs: NDArray[np.float64] | None = None
-    ) -> NDArray[np.float64]:
-        """Calibrated probabilities, one column per `ReasonCode` in declaration order.
-
-        `inputs` are `self.inputs(features)` when the caller has them already.
-        """
-        x = self._matrix(features) if inputs is None else inputs
+    def probability_matrix(self, features: CaseFeatures) -> NDArray[np.float64]:
+        """Calibrated probabilities, one column per `ReasonCode` in declaration order."""
+        x = self._matrix(features)
         out = np.zeros((len(features), len(ReasonCode)))
         for column, code in enumerate(ReasonCode):
             model = self.codes.get(code.value)
@@ -225,19 +216,14 @@ class ReasonModel:
         return [{c.value for c, on in zip(ReasonCode, row, strict=True) if on} for row in matrix]
 
     def explain(
-        self,
-        features: CaseFeatures,
-        top: int = 5,
-        *,
-        row: int = 0,
-        code: str | None = None,
-        inputs: NDArray[np.float64] | None = None,
+        self, features: CaseFeatures, top: int = 5, *, row: int = 0, code: str | None = None
     ) -> list[tuple[str, float, str]]:
         """The `top` feature contributions (log-odds) behind one document's most likely code.
 
         Text components are summed per field and quoted, since a PCA axis means nothing to a
-        clerk; a rule-fallback code is explained by the rule finding itself. `inputs` are
-        `self.inputs(features)` when the caller has them already.
+        clerk; a rule-fallback code is explained by the rule finding itself. The document's
+        inputs are projected on their own: a projection inside a larger matrix may differ in
+        the last bit (BLAS), and an explanation must not depend on what it was scored beside.
         """
         single = features.rows([row])
         if code is None:
@@ -248,7 +234,7 @@ class ReasonModel:
             name = f"{code.lower()}:present"
             value = float(single.matrix[0, single.names.index(name)])
             return [(name, 1.0 if value else -1.0, describe(name, value) + " (rule decides)")]
-        x = self._matrix(single) if inputs is None else inputs[row : row + 1]
+        x = self._matrix(single)
         contrib = np.asarray(model.classifier.predict(x, pred_contrib=True))[0, :-1]
         grouped: dict[str, float] = {}
         column: dict[str, int] = {}  # a case feature's column; text fields have none

@@ -575,12 +575,10 @@ class CaseScorer:
         single = CaseFeatures(
             case_names, case_matrix, target.descriptions, target.notes, target.text
         )
-        inputs = None
         outputs: Mapping[str, Sequence[float] | NDArray[np.float64]]
         if isinstance(explainer, ReasonModel):
-            # The head's own model: what its compute does, with the inputs kept for explain.
-            inputs = explainer.inputs(single)
-            matrix = explainer.probability_matrix(single, inputs)
+            # The head's own model: what its compute does, without the round trip through x.
+            matrix = explainer.probability_matrix(single)
             outputs = {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
         else:
             x = np.hstack([case_matrix, target.text.astype(np.float64)])
@@ -598,9 +596,7 @@ class CaseScorer:
                 best = max(probabilities, key=lambda c: probabilities[c])
                 explanation = [
                     _entry(name, c, f"{best}: {words}")
-                    for name, c, words in explainer.explain(
-                        single, self.top, row=row, code=best, inputs=inputs
-                    )
+                    for name, c, words in explainer.explain(single, self.top, row=row, code=best)
                 ]
             results.append(
                 (

@@ -220,20 +220,6 @@ def test_text_projection_is_scikit_learns(trained: Trained) -> None:
         assert np.array_equal(models.reason._project(pca, block), pca.transform(block))
 
 
-def test_explanations_from_precomputed_inputs_are_the_same(trained: Trained) -> None:
-    features = trained.loaded.features.rows(range(40))
-    inputs = trained.model.inputs(features)
-    assert np.array_equal(
-        trained.model.probability_matrix(features, inputs),
-        trained.model.probability_matrix(features),
-    )
-    for row in range(len(features)):
-        for code in list(trained.model.codes)[:3]:
-            assert trained.model.explain(
-                features, row=row, code=code, inputs=inputs
-            ) == trained.model.explain(features, row=row, code=code)
-
-
 def test_evaluator_scores_the_registered_version(trained: Trained) -> None:
     model = ModelRegistry(trained.uri).load_version("reason", "1")
     inputs = EvalInputs(world=trained.world, xes=None)
