@@ -575,14 +575,8 @@ class CaseScorer:
         single = CaseFeatures(
             case_names, case_matrix, target.descriptions, target.notes, target.text
         )
-        outputs: Mapping[str, Sequence[float] | NDArray[np.float64]]
-        if isinstance(explainer, ReasonModel):
-            # The head's own model: what its compute does, without the round trip through x.
-            matrix = explainer.probability_matrix(single)
-            outputs = {code.value: matrix[:, i] for i, code in enumerate(ReasonCode)}
-        else:
-            x = np.hstack([case_matrix, target.text.astype(np.float64)])
-            outputs = model.predict(x, "reason").outputs
+        x = np.hstack([case_matrix, target.text.astype(np.float64)])
+        outputs = model.predict(x, "reason").outputs
         results = []
         for row in range(len(target)):
             probabilities = {code: float(outputs[code][row]) for code in head.outputs}
