@@ -113,9 +113,9 @@ class Head:
 
 
 def _booster(path: Path) -> Any:
-    import lightgbm as lgb
+    from models.boosters import ServingBooster
 
-    return lgb.Booster(model_file=str(path))
+    return ServingBooster.from_file(path)
 
 
 def _lightgbm_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
@@ -127,9 +127,9 @@ def _lightgbm_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
     def compute(x: FloatArray) -> dict[str, FloatArray]:
         result: dict[str, FloatArray] = {}
         for out in spec["outputs"]:
-            # One thread: OpenMP start-up and spin-waiting cost 3x on single rows (measured on
-            # a busy 2-core box); batches of 1,000 are faster this way too.
-            raw = np.asarray(boosters[out].predict(x, num_threads=1), dtype=np.float64)
+            # One thread (models/boosters.py): OpenMP start-up and spin-waiting cost 3x on
+            # single rows on a busy 2-core box; batches of 1,000 are faster this way too.
+            raw = boosters[out].predict(x)
             if out in floor:
                 raw = np.maximum(raw, 0.0)
             result[out] = raw

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models import reason as reason_module
+from models.boosters import ServingBooster
 from models.delay import delay_features
 from models.duplicates import (
     FEATURE_NAMES as PAIR_FEATURE_NAMES,
@@ -83,7 +84,8 @@ def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
     score request. LightGBM finds the leaves (`pred_leaf`); a table of per-leaf paths does
     the rest in about 0.3 ms.
     """
-    width = booster.num_feature()
+    serving = ServingBooster(booster)
+    width = serving.num_feature()
     tables: list[FloatArray] = []
 
     def mean(node: dict[str, Any]) -> tuple[float, float]:
@@ -117,7 +119,7 @@ def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
     offsets = np.cumsum([0] + [len(t) for t in tables[:-1]], dtype=np.intp)
 
     def contributions(x: FloatArray) -> FloatArray:
-        landed = np.asarray(booster.predict(x, pred_leaf=True, num_threads=1), dtype=np.intp)
+        landed = serving.predict(x, pred_leaf=True).astype(np.intp)
         return np.asarray(leaves[landed.reshape(len(x), -1) + offsets].sum(axis=1))
 
     return contributions
@@ -139,19 +141,21 @@ def _explainable_lightgbm(folder: Path, name: str, spec: Mapping[str, Any]) -> H
     return replace(head, meta={**dict(head.meta), EXPLAINER: contributions})
 
 
-class _SingleThreadBooster(reason_module.BoosterClassifier):
-    """The reason model's booster, predicting on one thread (as the registry's heads do)."""
+class _ServingReasonBooster(reason_module.BoosterClassifier):
+    """The reason model's booster, predicting as the registry's heads do (models/boosters.py)."""
+
+    def __init__(self, booster: Any) -> None:
+        super().__init__(booster)
+        self._serving = ServingBooster(booster)
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
         """Columns P(no), P(yes)."""
-        p = np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64)
+        p = self._serving.predict(x)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, x: FloatArray, pred_contrib: bool = False) -> FloatArray:
         """Probabilities, or per-feature log-odds contributions."""
-        return np.asarray(
-            self.booster_.predict(x, pred_contrib=pred_contrib, num_threads=1), dtype=np.float64
-        )
+        return self._serving.predict(x, pred_contrib=pred_contrib)
 
 
 def _explainable_reason(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
@@ -163,7 +167,7 @@ def _explainable_reason(folder: Path, name: str, spec: Mapping[str, Any]) -> Hea
     model = reason_module.from_bundle(folder, spec)
     for code_model in model.codes.values():
         if isinstance(code_model.classifier, reason_module.BoosterClassifier):
-            code_model.classifier = _SingleThreadBooster(code_model.classifier.booster_)
+            code_model.classifier = _ServingReasonBooster(code_model.classifier.booster_)
     return reason_module.head_for(model, name, spec, {**spec.get("meta", {}), EXPLAINER: model})
 
 
