@@ -14,6 +14,8 @@ Requests post the canonical JSON of the world's other documents, round-robin. Wa
 text was embedded and every supplier's inputs read (a first pass through each process). Cold
 cache: fresh processes with an empty embedding folder; each document is sent once at most (the
 run ends early when the pool is used up), so every request has its texts encoded.
+Each mode runs `--runs` times (default 3) on fresh server processes and reports the median of
+each figure: this shared machine's speed drifts by a third from one minute to the next.
 The last line is `rps=… p50_ms=… p95_ms=… p99_ms=…` (warm when measured, else cold), followed
 by `cold_*` figures when both ran.
 """
@@ -267,12 +269,65 @@ def measure(
     }
 
 
+def run_mode(
+    mode: str,
+    env: dict[str, str],
+    scratch: Path,
+    args: argparse.Namespace,
+    tokens: list[str],
+    documents: list[dict],
+    run: int,
+) -> dict[str, float]:
+    """One measured run on fresh server processes: warm (after a pass over every document) or
+    cold (a new embedding folder, every document at most once)."""
+    cache = scratch / f"embeddings-{mode}-{run}"
+    server = Server(
+        {**env, "TOLLGATE_EMBEDDING_CACHE_DIR": str(cache)},
+        scratch / f"server-{mode}-{run}.log",
+        args.workers,
+    )
+    try:
+        if mode == "warm":
+            # Each process sees every document once: texts embedded, inputs cached.
+            for port in server.ports:
+                measure([port], tokens, documents, args.clients, 3600, len(documents))
+        else:
+            # Models loaded, texts not: score one document outside the measured pool.
+            for port in server.ports:
+                measure([port], tokens, documents[-1:], 1, 60, limit=2)
+        # Cold: each document once at most, so every request meets texts not yet embedded.
+        r = measure(
+            server.ports,
+            tokens,
+            documents[:-1],
+            args.clients,
+            args.seconds,
+            limit=len(documents) - 1 if mode == "cold" else None,
+        )
+    finally:
+        server.stop()
+    print(
+        f"{mode}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+        f"p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+        f"{int(r['requests'])} requests, {int(r['errors'])} errors"
+        + (f" (server log: {server.log.name})" if r["errors"] else ""),
+        flush=True,
+    )
+    return r
+
+
 def main() -> None:
     """Prepare, run warm and/or cold, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="runs per cache mode, each on fresh server processes; the median is reported",
+    )
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
     )
@@ -317,39 +372,17 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         modes = ("cold", "warm") if args.cache == "both" else (args.cache,)
         for mode in modes:
-            cache = scratch / f"embeddings-{mode}"
-            server = Server(
-                {**env, "TOLLGATE_EMBEDDING_CACHE_DIR": str(cache)},
-                scratch / f"server-{mode}.log",
-                args.workers,
-            )
-            try:
-                if mode == "warm":
-                    # Each process sees every document once: texts embedded, inputs cached.
-                    for port in server.ports:
-                        measure([port], tokens, documents, args.clients, 3600, len(documents))
-                else:
-                    # Models loaded, texts not: score one document outside the measured pool.
-                    for port in server.ports:
-                        measure([port], tokens, documents[-1:], 1, 60, limit=2)
-                # Cold: each document once at most, so every request meets texts not yet embedded.
-                results[mode] = measure(
-                    server.ports,
-                    tokens,
-                    documents[:-1],
-                    args.clients,
-                    args.seconds,
-                    limit=len(documents) - 1 if mode == "cold" else None,
+            runs = [
+                run_mode(mode, env, scratch, args, tokens, documents, i) for i in range(args.runs)
+            ]
+            results[mode] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            results[mode]["errors"] = sum(r["errors"] for r in runs)  # every one counts
+            if args.runs > 1:
+                r = results[mode]
+                print(
+                    f"{mode}, median of {args.runs}: {r['rps']:.1f} req/s, "
+                    f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
                 )
-            finally:
-                server.stop()
-            r = results[mode]
-            print(
-                f"{mode}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                f"p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-                f"{int(r['requests'])} requests, {int(r['errors'])} errors"
-                + (f" (server log: {server.log.name})" if r["errors"] else "")
-            )
     finally:
         if drop is not None:
             _drop(args.db, drop)
