@@ -1,10 +1,12 @@
 """Concurrent score requests share one pass through the models.
 
 Each request reads its own inputs (its own transaction, its own supplier history) and hands
-them here; one thread scores whatever has queued while it was busy in a single
-`CaseScorer.score_many` call. Nothing waits on purpose: a lone request is scored at once, and
-under load the rows of concurrent requests go through each model together. A model call costs
-about the same for one row as for ten, so this is what lets one process answer many callers.
+them here. A request that finds the models idle scores on its own thread at once; requests
+that arrive meanwhile queue, and when the pass ends the oldest of them takes the lead and
+scores everything queued in a single `CaseScorer.score_many` call. A model call costs about
+the same for one row as for ten, so this is what lets one process answer many callers; and
+no request is handed to another thread only to wait for it: with a dedicated scoring thread,
+waking threads was a tenth of the server's CPU in the load bench's profile (bench/score_load.py).
 The outputs are exactly those of scoring each request alone (tests/app/test_scoring.py).
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import structlog
@@ -24,37 +25,57 @@ log = structlog.get_logger(__name__)
 MAX_ROWS = 256  # documents per model pass; a larger request goes alone
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     scorer: CaseScorer
     batch: ScoreBatch
-    future: Future[list[list[FamilyScore]]] = field(default_factory=Future)
+    wake: threading.Event = field(default_factory=threading.Event)  # done, or asked to lead
+    finished: bool = False
+    result: list[list[FamilyScore]] | None = None
+    error: Exception | None = None
+
+    def settle(self, result: list[list[FamilyScore]] | None, error: Exception | None) -> None:
+        self.result, self.error, self.finished = result, error, True
+        self.wake.set()
 
 
 class ScoreBatcher:
-    """A queue of score jobs and the one thread that scores them, several at a time."""
+    """A queue of score jobs; the thread of the oldest waiting job scores the next group."""
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
         self._jobs: deque[_Job] = deque()
-        self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy = False  # a thread is scoring; while it is, every new job queues
 
     def score(self, scorer: CaseScorer, batch: ScoreBatch) -> list[list[FamilyScore]]:
         """Score one batch (blocks until done); the same result as `scorer.score(batch)`."""
         job = _Job(scorer, batch)
-        with self._ready:
+        with self._lock:
             self._jobs.append(job)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="score-batcher", daemon=True)
-                self._thread.start()
-            self._ready.notify()
-        return job.future.result()
+            leads = not self._busy
+            self._busy = True
+        if not leads:
+            job.wake.wait()
+        if not job.finished:  # this thread leads: its job heads the queue
+            group = self._take()
+            try:
+                self._score(group)
+            finally:
+                for unsettled in (j for j in group if not j.finished):  # interrupted
+                    unsettled.settle(None, RuntimeError("scoring was interrupted"))
+                with self._lock:
+                    if self._jobs:
+                        self._jobs[0].wake.set()  # the oldest waiting job leads next
+                    else:
+                        self._busy = False
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
 
     def _take(self) -> list[_Job]:
-        with self._ready:
-            while not self._jobs:
-                self._ready.wait()
+        with self._lock:
             first = self._jobs.popleft()
             group, rows = [first], len(first.batch.items)
             # Only jobs for the same model versions share a pass (an alias may have moved).
@@ -68,25 +89,24 @@ class ScoreBatcher:
                 rows += len(job.batch.items)
             return group
 
-    def _run(self) -> None:
-        while True:
-            group = self._take()
-            try:
-                results = group[0].scorer.score_many([job.batch for job in group])
-            except Exception as exc:
-                if len(group) == 1:
-                    group[0].future.set_exception(exc)
-                    continue
-                # One bad request must not fail the others: score each alone to find it.
-                log.warning("scoring.batch_failed_retrying_alone", jobs=len(group))
-                for job in group:
-                    try:
-                        job.future.set_result(job.scorer.score(job.batch))
-                    except Exception as exc:
-                        job.future.set_exception(exc)
-                continue
-            for job, result in zip(group, results, strict=True):
-                job.future.set_result(result)
+    @staticmethod
+    def _score(group: list[_Job]) -> None:
+        try:
+            results = group[0].scorer.score_many([job.batch for job in group])
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].settle(None, exc)
+                return
+            # One bad request must not fail the others: score each alone to find it.
+            log.warning("scoring.batch_failed_retrying_alone", jobs=len(group))
+            for job in group:
+                try:
+                    job.settle(job.scorer.score(job.batch), None)
+                except Exception as exc:
+                    job.settle(None, exc)
+            return
+        for job, result in zip(group, results, strict=True):
+            job.settle(result, None)
 
 
 BATCHER = ScoreBatcher()

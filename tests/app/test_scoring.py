@@ -675,9 +675,11 @@ class _GatedScorer(CaseScorer):
         self.gate = threading.Event()
         self.started = threading.Event()
         self.passes: list[int] = []
+        self.threads: list[int] = []  # the thread of each pass
 
     def score_many(self, batches: Sequence[ScoreBatch]) -> list[list[list[FamilyScore]]]:
         self.passes.append(len(batches))
+        self.threads.append(threading.get_ident())
         self.started.set()
         self.gate.wait(30)
         if any(item.ref == "broken" for b in batches for item in b.items):
@@ -726,6 +728,10 @@ def test_concurrent_requests_share_a_model_pass_and_a_failure_stays_with_its_own
         t.join(60)
 
     assert gated.passes[:2] == [1, 5]  # the five waiting requests went through together
+    # Each pass ran on a requesting thread: the first on its own, the next on a waiting one.
+    assert gated.threads[0] == first.ident
+    assert gated.threads[1] in {t.ident for t in others}
+    assert not batcher._jobs and not batcher._busy  # nothing left behind, the next one leads
     assert isinstance(results[3], ValueError)  # the broken one fails alone ...
     for i in (0, 1, 2, 4, 5):  # ... and the others get exactly what scoring alone gives
         assert results[i] == real.score(batches[i])
