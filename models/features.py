@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,21 @@ class MasterData:
         for receipt in receipts:
             by_po[receipt.po_number].append(receipt)
         return cls({po.number: po for po in purchase_orders}, dict(by_po))
+
+    @cached_property
+    def unit_prices(self) -> Mapping[str, Sequence[tuple[date, float]]]:
+        """Ordered unit prices per item across all POs, by order date (read-only, computed once).
+
+        A served MasterData is shared by every request for the same POs (app/scoring/service.py).
+        """
+        index: dict[str, list[tuple[date, float]]] = defaultdict(list)
+        for po in self.purchase_orders.values():
+            if po.order_date is None:
+                continue
+            for line in po.lines:
+                if line.item_id and line.unit_price > 0:
+                    index[line.item_id].append((po.order_date, float(line.unit_price)))
+        return {item: tuple(prices) for item, prices in index.items()}
 
 
 @dataclass
@@ -460,18 +476,6 @@ class _SupplierState:
         return statistics.fmean(self.log_gross), statistics.pstdev(self.log_gross)
 
 
-def _po_price_index(master: MasterData) -> dict[str, list[tuple[date, float]]]:
-    """Ordered unit prices per item across all POs, by order date."""
-    index: dict[str, list[tuple[date, float]]] = defaultdict(list)
-    for po in master.purchase_orders.values():
-        if po.order_date is None:
-            continue
-        for line in po.lines:
-            if line.item_id and line.unit_price > 0:
-                index[line.item_id].append((po.order_date, float(line.unit_price)))
-    return index
-
-
 class HistoryFeatures:
     """Supplier history from the documents seen so far; `observe` after featurising each one.
 
@@ -482,7 +486,6 @@ class HistoryFeatures:
     def __init__(self, master: MasterData) -> None:
         self.master = master
         self.state: dict[str, _SupplierState] = defaultdict(_SupplierState)
-        self.po_prices = _po_price_index(master)
         self.po_billed: dict[str, float] = defaultdict(float)
 
     def settle(self) -> None:
@@ -495,7 +498,6 @@ class HistoryFeatures:
         """The same observed history against other master data (shared: observe on neither)."""
         other = copy.copy(self)
         other.master = master
-        other.po_prices = _po_price_index(master)
         return other
 
     @staticmethod
@@ -539,7 +541,9 @@ class HistoryFeatures:
         if po is not None and po.order_date is not None:
             for line in po.lines:
                 before = [
-                    p for d, p in self.po_prices.get(line.item_id or "", []) if d < po.order_date
+                    p
+                    for d, p in self.master.unit_prices.get(line.item_id or "", ())
+                    if d < po.order_date
                 ]
                 if before and line.unit_price > 0:
                     po_drift.append(float(line.unit_price) / statistics.median(before))

@@ -27,6 +27,7 @@ from app.db.epochs import has_written, read_token
 DOCUMENTS_CAP = 50_000  # history documents (a few kB each once validated)
 INDEX_CAP = 1_000  # history indexes (one per supplier history; up to ~200 kB each)
 MASTER_CAP = 20_000  # POs, item groups and suppliers
+MASTER_SETS_CAP = 2_000  # assembled master data per set of POs (shares the POs cached above)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ class InputCache:
 
     def __init__(self, documents_cap: int = DOCUMENTS_CAP, master_cap: int = MASTER_CAP) -> None:
         self._lock = threading.Lock()
-        self._caps = {"document": documents_cap, "history_index": INDEX_CAP}
+        self._caps = {
+            "document": documents_cap,
+            "history_index": INDEX_CAP,
+            "master": MASTER_SETS_CAP,
+        }
         self._master_cap = master_cap
         self._stores: dict[str, OrderedDict[Hashable, Any]] = {}
         self._key: tuple[str, str] | None = None

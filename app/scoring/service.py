@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy.orm import Session
@@ -134,7 +134,15 @@ def _receipts(session: Session, view: CacheView, orders: dict[int, _Order]) -> l
 def _master(
     session: Session, view: CacheView, po_ids: Sequence[int]
 ) -> tuple[MasterData, dict[int, _Order]]:
-    """The documents' POs with receipts, and other POs of their items (for price history)."""
+    """The documents' POs with receipts, and other POs of their items (for price history).
+
+    Kept in the input cache per set of POs: the same master data (and its unit-price index)
+    serves every request for those POs until master data changes.
+    """
+    key = tuple(po_ids)
+    cached = view.get("master", key)
+    if cached is not None:
+        return cast(tuple[MasterData, dict[int, _Order]], cached)
     targets = _orders(session, view, po_ids)
     items = tuple(
         sorted({ln.item_id for o in targets.values() for ln in o.order.lines if ln.item_id})
@@ -147,6 +155,7 @@ def _master(
     master = MasterData.of(
         [orders[i].order for i in sorted(orders)], _receipts(session, view, targets)
     )
+    view.put("master", key, (master, targets))
     return master, targets
 
 
