@@ -31,9 +31,13 @@ def add(session: Session, key: ApiKey) -> None:
 
 
 def add_calls(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert call-log rows in one multi-row INSERT."""
+    """Insert call-log rows: one executemany of a statement compiled once.
+
+    A multi-row VALUES statement is compiled again for every batch size and goes through the
+    ORM: about 200 µs a row against 33 µs this way (SQLite, batches of 5-60, commit included).
+    """
     if rows:
-        session.execute(insert(ApiCall).values(list(rows)))
+        session.execute(insert(cast(Table, ApiCall.__table__)), list(rows))
 
 
 def touch_keys(session: Session, last_used: Mapping[str, datetime]) -> None:
