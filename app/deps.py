@@ -6,13 +6,14 @@ thread pool, a hand-off between threads that a score request need not pay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.apikeys.calls import STATE_KEY_ID
 from app.apikeys.service import admit, identify
@@ -37,10 +38,21 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
-    """One read-only transaction per request (scoring and lookups; no write lock on SQLite)."""
-    with read_only(request.app.state.session_factory) as session:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """One read-only transaction per request (scoring and lookups; no write lock on SQLite).
+
+    Begun on the event loop (a session does no I/O before its first query) and ended in the
+    thread pool (its rollback may wait on the database): a plain generator would send both
+    ends to the thread pool.
+    """
+    unit = read_only(request.app.state.session_factory)
+    session = unit.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 async def get_blobs(request: Request) -> BlobStore:
