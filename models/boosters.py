@@ -89,6 +89,7 @@ class ServingBooster:
     def __init__(self, booster: lgb.Booster) -> None:
         self.booster = booster
         self._num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
+        self._width = int(booster.num_feature())
         # One output per row: binary and regression (the only objectives Tollgate trains).
         self._single_output = booster.num_model_per_iteration() == 1
         self._configs: dict[int, _FastConfig] = {}
@@ -101,7 +102,7 @@ class ServingBooster:
 
     def num_feature(self) -> int:
         """Input columns."""
-        return int(self.booster.num_feature())
+        return self._width
 
     def _config(self, kind: int) -> _FastConfig:
         config = self._configs.get(kind)
@@ -122,7 +123,7 @@ class ServingBooster:
             not self._single_output
             or rows.ndim != 2
             or len(rows) > SMALL_BATCH
-            or rows.shape[1] != self.booster.num_feature()
+            or rows.shape[1] != self._width
         ):
             # Booster.predict gives the same numbers and its own errors for a wrong shape.
             return np.asarray(
