@@ -112,15 +112,18 @@ class Head:
         return out
 
 
-def _booster(path: Path) -> Any:
+def lightgbm_boosters(folder: Path, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The serving boosters of a LightGBM head (`files`: output -> file name)."""
     from models.boosters import ServingBooster
 
-    return ServingBooster.from_file(path)
+    return {out: ServingBooster.from_file(folder / file) for out, file in spec["files"].items()}
 
 
-def _lightgbm_head(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
-    """A head of one or more native boosters, one per output (`files`: output -> file name)."""
-    boosters = {out: _booster(folder / file) for out, file in spec["files"].items()}
+def _lightgbm_head(
+    folder: Path, name: str, spec: Mapping[str, Any], boosters: Mapping[str, Any] | None = None
+) -> Head:
+    """A head of one or more native boosters, one per output (`boosters` when already loaded)."""
+    boosters = boosters if boosters is not None else lightgbm_boosters(folder, spec)
     floor = spec.get("floor_at_zero", [])
     at_least = spec.get("at_least", {})  # e.g. p90 is never below p50
 

@@ -56,7 +56,13 @@ from models.features import (
     build_features,
 )
 from models.reason import ReasonModel, embed_texts
-from models.registry import Head, LoadedModel, _lightgbm_head, register_head_kind
+from models.registry import (
+    Head,
+    LoadedModel,
+    _lightgbm_head,
+    lightgbm_boosters,
+    register_head_kind,
+)
 from pipelines.normalise import normalise_po_reference
 from pipelines.reasons import ReasonCode
 
@@ -72,7 +78,7 @@ UNUSUAL_SCORE = 0.5
 
 
 def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
-    """Per-feature contributions to a LightGBM booster's raw output along each tree's path.
+    """Per-feature contributions to a booster's raw output (`lgb.Booster` or `ServingBooster`).
 
     A node's value is the mean of its leaves weighted by their training rows (as TreeSHAP
     takes it; LightGBM's own `internal_value` is a gradient statistic, meaningless for the L1
@@ -84,7 +90,7 @@ def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
     score request. LightGBM finds the leaves (`pred_leaf`); a table of per-leaf paths does
     the rest in about 0.3 ms.
     """
-    serving = ServingBooster(booster)
+    serving = booster if isinstance(booster, ServingBooster) else ServingBooster(booster)
     width = serving.num_feature()
     tables: list[FloatArray] = []
 
@@ -98,7 +104,7 @@ def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
         node["mean"] = (left * n_left + right * n_right) / rows if rows else (left + right) / 2
         return node["mean"], rows
 
-    for tree in booster.dump_model()["tree_info"]:
+    for tree in serving.booster.dump_model()["tree_info"]:
         root = tree["tree_structure"]
         table = np.zeros((tree["num_leaves"], width + 1), dtype=np.float64)
         table[:, width] = mean(root)[0]
@@ -127,13 +133,9 @@ def path_attributions(booster: Any) -> Callable[[FloatArray], FloatArray]:
 
 def _explainable_lightgbm(folder: Path, name: str, spec: Mapping[str, Any]) -> Head:
     """The registry's LightGBM head plus per-output path attributions (log-odds or raw units)."""
-    import lightgbm as lgb
-
-    head = _lightgbm_head(folder, name, spec)
-    explainers = {
-        out: path_attributions(lgb.Booster(model_file=str(folder / f)))
-        for out, f in spec["files"].items()
-    }
+    boosters = lightgbm_boosters(folder, spec)  # read once, for the head and its explainers
+    head = _lightgbm_head(folder, name, spec, boosters)
+    explainers = {out: path_attributions(booster) for out, booster in boosters.items()}
 
     def contributions(x: FloatArray, output: str) -> FloatArray:
         return explainers[output](x)
